@@ -1,0 +1,421 @@
+"""Batched real-amplitude state-vector kernels for the paper's ansatz (RY, CNOT), with an adjoint backward.
+
+Every gate of the ansatz and every encoding is real, so states are real tensors of shape ``(batch, 2**n_qubits)``
+in the caller's dtype and device: half the memory traffic of a complex simulator, and exact.
+
+Two layers of code live here:
+
+* small kernels that apply one gate to a batched state (``mix_``, ``cnot_``, ...), in place, and the differentiable
+  out-of-place references ``apply_ry`` / ``apply_cnot`` (plain autograd; used by the density-matrix code and tests);
+* :func:`run_circuit`, which executes a gate list (see ``circuits.py``) with a custom autograd function. Its
+  backward is the *adjoint method*: gates are orthogonal, so instead of storing every intermediate state it walks
+  the circuit backwards, un-applying each gate to the output state and to the incoming gradient, and reads each
+  angle's gradient off the pair as ``0.5 * sum(g1 * psi0 - g0 * psi1)`` (the RY generator). Memory is a few states
+  whatever the depth; time is about three forward passes.
+
+Monte-Carlo noise (depolarizing trajectories) is sampled inside the forward pass and replayed in reverse.
+
+Example:
+    >>> import torch
+    >>> from modeling_qllm.circuits import pqc_gates
+    >>> gates = pqc_gates(n_qubits=3, layers=1, connectivity=1)
+    >>> state = torch.zeros(4, 8); state[:, 0] = 1
+    >>> out = run_circuit(state, gates, torch.zeros(6), n_qubits=3)   # all angles 0: CNOTs on |000> do nothing
+    >>> expval_z(out, 3, [0, 1, 2])[0].tolist()
+    [1.0, 1.0, 1.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from .circuits import Gate, num_inputs, num_weights
+
+AMPLITUDE_FIT_CHOICES = ("pad", "truncate", "project")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Encodings
+# ----------------------------------------------------------------------------------------------------------------
+def amplitude_encode(features: torch.Tensor, n_qubits: int, fit: Optional[str] = None) -> torch.Tensor:
+    """Normalised amplitudes of ``features`` (shape ``(batch, d)``) on ``n_qubits`` qubits.
+
+    When ``d != 2**n_qubits`` the caller must say how to fit: ``"pad"`` with zeros (d < 2**n), ``"truncate"``
+    (d > 2**n; drops the trailing features), or ``"project"`` (a learned Linear(d -> 2**n) applied *before* this
+    function, so that ``d == 2**n`` here). Zero vectors and non-finite values raise instead of producing NaNs.
+
+    Example:
+        >>> amplitude_encode(torch.tensor([[3.0, 4.0, 0.0]]), 2, fit="pad").tolist()
+        [[0.6000000238418579, 0.800000011920929, 0.0, 0.0]]
+    """
+    if features.dim() != 2:
+        raise ValueError(f"amplitude_encode expects (batch, features); got shape {tuple(features.shape)}")
+    d, size = features.shape[1], 2**n_qubits
+    if d != size:
+        if fit == "pad" and d < size:
+            features = torch.nn.functional.pad(features, (0, size - d))
+        elif fit == "truncate" and d > size:
+            features = features[:, :size]
+        else:
+            raise ValueError(
+                f"cannot amplitude-encode d={d} features into {n_qubits} qubits (2**{n_qubits}={size} amplitudes) "
+                f"with amplitude_fit={fit!r}; choose 'pad' (needs d < {size}), 'truncate' (needs d > {size}) or "
+                f"'project' (a learned Linear(d -> {size}))"
+            )
+    check_finite(features, "amplitude_encode input")
+    norms = features.norm(dim=1, keepdim=True)
+    zero_rows = (norms[:, 0] == 0).nonzero().flatten()
+    if zero_rows.numel():
+        raise ValueError(f"cannot amplitude-encode a zero vector: rows {zero_rows[:10].tolist()} have norm 0")
+    return features / norms
+
+
+def check_finite(tensor: torch.Tensor, what: str) -> None:
+    """Raise a ``ValueError`` naming the first rows that hold NaN or infinity."""
+    bad = (~torch.isfinite(tensor)).reshape(tensor.shape[0], -1).any(dim=1).nonzero().flatten()
+    if bad.numel():
+        raise ValueError(f"{what} has non-finite values (NaN or inf) in rows {bad[:10].tolist()}")
+
+
+def zero_state(batch: int, n_qubits: int, like: torch.Tensor) -> torch.Tensor:
+    """``|0...0>`` for a batch, on ``like``'s device and dtype."""
+    state = torch.zeros(batch, 2**n_qubits, dtype=like.dtype, device=like.device)
+    state[:, 0] = 1
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Measurement
+# ----------------------------------------------------------------------------------------------------------------
+_SIGN_CACHE: Dict[Tuple, torch.Tensor] = {}
+
+
+def z_signs(n_qubits: int, wires: Sequence[int], device, dtype) -> torch.Tensor:
+    """``(2**n, len(wires))`` matrix of +-1: the eigenvalue of Z on each wire for every basis state."""
+    key = (n_qubits, tuple(wires), torch.device(device), dtype)
+    if key not in _SIGN_CACHE:
+        index = torch.arange(2**n_qubits, device=device)
+        shifts = torch.tensor([n_qubits - 1 - w for w in wires], device=device)
+        bits = (index[:, None] >> shifts[None, :]) & 1
+        _SIGN_CACHE[key] = (1 - 2 * bits).to(dtype)
+    return _SIGN_CACHE[key]
+
+
+def expval_z(state: torch.Tensor, n_qubits: int, wires: Sequence[int]) -> torch.Tensor:
+    """Exact ``<Z_w>`` for each wire, shape ``(batch, len(wires))``: one GEMM of the probabilities with signs."""
+    return (state * state) @ z_signs(n_qubits, wires, state.device, state.dtype)
+
+
+def marginal_probabilities(state: torch.Tensor, n_qubits: int, n_leading: int) -> torch.Tensor:
+    """Probabilities of the ``2**n_leading`` outcomes of wires ``0..n_leading-1``, shape ``(batch, 2**n_leading)``."""
+    probs = state * state
+    return probs.reshape(state.shape[0], 2**n_leading, 2 ** (n_qubits - n_leading)).sum(dim=2)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# In-place kernels (no autograd; used inside run_circuit)
+# ----------------------------------------------------------------------------------------------------------------
+def _halves(state: torch.Tensor, n_qubits: int, wire: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Views of the amplitudes with ``wire`` = 0 and = 1, each ``(batch, 2**wire, 2**(n-wire-1))``."""
+    view = state.view(state.shape[0], 2**wire, 2, 2 ** (n_qubits - wire - 1))
+    return view[:, :, 0], view[:, :, 1]
+
+
+def _controlled_halves(state: torch.Tensor, n_qubits: int, control: int, target: int, control_value: int):
+    """Views of the target's 0- and 1-halves inside the subspace where ``control == control_value``."""
+    low, high = min(control, target), max(control, target)
+    view = state.view(state.shape[0], 2**low, 2, 2 ** (high - low - 1), 2, 2 ** (n_qubits - high - 1))
+    if control < target:
+        sub = view[:, :, control_value]
+        return sub[:, :, :, 0], sub[:, :, :, 1]
+    sub = view[:, :, :, :, control_value]
+    return sub[:, :, 0], sub[:, :, 1]
+
+
+def mix_(a: torch.Tensor, b: torch.Tensor, m00, m01, m10, m11) -> None:
+    """``(a, b) <- (m00 a + m01 b, m10 a + m11 b)`` in place; coefficients are scalars or broadcastable tensors."""
+    a_old = a.clone()
+    a.mul_(m00).addcmul_(b, m01)
+    b.mul_(m11).addcmul_(a_old, m10)
+
+
+def swap_(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Exchange two equally shaped views in place (an X on the wire that separates them)."""
+    a_old = a.clone()
+    a.copy_(b)
+    b.copy_(a_old)
+
+
+def ry_(state, n_qubits, wire, cos, sin) -> None:
+    """RY on ``wire``: ``[[c, -s], [s, c]]`` with ``c = cos(theta/2)``, ``s = sin(theta/2)``."""
+    mix_(*_halves(state, n_qubits, wire), cos, -sin, sin, cos)
+
+
+def cnot_(state, n_qubits, control, target) -> None:
+    """CNOT: a permutation, swapping the target's halves where the control is 1."""
+    swap_(*_controlled_halves(state, n_qubits, control, target, 1))
+
+
+def cnot_ry_(state, n_qubits, control, target, cos, sin, inverse: bool = False) -> None:
+    """CNOT(control -> target) followed by RY on the target (or its inverse), one pass over each control half.
+
+    Where the control is 0 this is RY (RY^T for the inverse); where it is 1 it is ``RY @ X = [[-s, c], [c, s]]``,
+    a reflection and hence its own inverse.
+    """
+    sin_01 = sin if inverse else -sin
+    mix_(*_controlled_halves(state, n_qubits, control, target, 0), cos, sin_01, -sin_01, cos)
+    mix_(*_controlled_halves(state, n_qubits, control, target, 1), -sin, cos, cos, sin)
+
+
+def pauli_rows_(state, n_qubits, wire, rows: torch.Tensor, pauli: str) -> None:
+    """Apply X or Z on ``wire`` to the batch rows ``rows`` only (a sampled error of a noise trajectory)."""
+    sub = state.index_select(0, rows)
+    a, b = _halves(sub, n_qubits, wire)
+    if pauli == "X":
+        swap_(a, b)
+    else:
+        b.neg_()
+    state.index_copy_(0, rows, sub)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Differentiable out-of-place references (plain autograd)
+# ----------------------------------------------------------------------------------------------------------------
+def apply_ry(state: torch.Tensor, n_qubits: int, wire: int, angle: torch.Tensor) -> torch.Tensor:
+    """Out-of-place RY; ``angle`` is a scalar tensor or one angle per batch row."""
+    c, s = torch.cos(angle / 2), torch.sin(angle / 2)
+    if c.dim():
+        c, s = c.reshape(-1, 1, 1), s.reshape(-1, 1, 1)
+    a, b = _halves(state, n_qubits, wire)
+    return torch.stack((c * a - s * b, s * a + c * b), dim=2).reshape(state.shape)
+
+
+def apply_cnot(state: torch.Tensor, n_qubits: int, control: int, target: int) -> torch.Tensor:
+    """Out-of-place CNOT as an index permutation."""
+    index = torch.arange(2**n_qubits, device=state.device)
+    flip = ((index >> (n_qubits - 1 - control)) & 1) << (n_qubits - 1 - target)
+    return state[:, index ^ flip]
+
+
+def run_circuit_reference(state, gates: Sequence[Gate], weights, n_qubits, inputs=None) -> torch.Tensor:
+    """Gate by gate with plain autograd: slow and memory-hungry, but obviously right. Used to test the adjoint."""
+    for gate in gates:
+        if gate.name == "CNOT":
+            state = apply_cnot(state, n_qubits, *gate.wires)
+        else:
+            angle = weights[gate.index] if gate.source == "weight" else inputs[:, gate.index]
+            state = apply_ry(state, n_qubits, gate.wires[0], angle)
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The circuit executor with an adjoint backward
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Program:
+    """A gate list compiled for execution: CNOT+RY pairs on the same target fused unless noise must sit between."""
+
+    ops: Tuple[Tuple, ...]
+    n_qubits: int
+    n_weights: int
+    n_inputs: int
+
+
+def compile_gates(gates: Sequence[Gate], n_qubits: int, fuse: bool = True) -> Program:
+    """Turn gates into ops ``("ry", wire, source, index)``, ``("cnot", c, t)`` or ``("cnot_ry", c, t, source, index)``."""
+    ops: List[Tuple] = []
+    i = 0
+    while i < len(gates):
+        gate = gates[i]
+        if gate.name == "CNOT":
+            nxt = gates[i + 1] if i + 1 < len(gates) else None
+            if fuse and nxt is not None and nxt.name == "RY" and nxt.wires[0] == gate.wires[1]:
+                ops.append(("cnot_ry", gate.wires[0], gate.wires[1], nxt.source, nxt.index))
+                i += 2
+                continue
+            ops.append(("cnot", gate.wires[0], gate.wires[1]))
+        elif gate.name == "RY":
+            ops.append(("ry", gate.wires[0], gate.source, gate.index))
+        else:
+            raise ValueError(f"unknown gate {gate.name!r}; the ansatz uses 'RY' and 'CNOT'")
+        i += 1
+    return Program(tuple(ops), n_qubits, num_weights(gates), num_inputs(gates))
+
+
+@dataclass(frozen=True)
+class Depolarizing:
+    """Depolarizing rates for Monte-Carlo trajectories: after every 1-qubit gate with probability ``p1`` one of
+    X, Y, Z (uniformly); after every CNOT with probability ``p2`` one of the 15 non-identity two-qubit Paulis."""
+
+    p1: float = 0.0
+    p2: float = 0.0
+    generator: Optional[torch.Generator] = None
+
+    @property
+    def active(self) -> bool:
+        return self.p1 > 0 or self.p2 > 0
+
+
+def _coefficients(source, index, weight_cs, input_cs):
+    """(cos, sin) of half the angle of one RY: scalars for weights, ``(batch, 1, 1)`` columns for inputs."""
+    if source == "weight":
+        return weight_cs[0][index], weight_cs[1][index]
+    return input_cs[0][:, index, None, None], input_cs[1][:, index, None, None]
+
+
+def _apply_op(state, n, op, weight_cs, input_cs, inverse=False) -> None:
+    kind = op[0]
+    if kind == "cnot":
+        cnot_(state, n, op[1], op[2])
+    elif kind == "ry":
+        c, s = _coefficients(op[2], op[3], weight_cs, input_cs)
+        ry_(state, n, op[1], c, -s if inverse else s)
+    elif kind == "cnot_ry":
+        c, s = _coefficients(op[3], op[4], weight_cs, input_cs)
+        cnot_ry_(state, n, op[1], op[2], c, s, inverse)
+    elif kind == "pauli":
+        pauli_rows_(state, n, op[1], op[2], op[3])
+
+
+def _sample_paulis(batch: int, wires: Tuple[int, ...], p: float, generator, device) -> List[Tuple]:
+    """Sampled Pauli errors after a gate on ``wires`` as ops ``("pauli", wire, rows, "X"|"Z")``.
+
+    A Y error is ``i * X @ Z``: the global phase ``i`` does not change any probability, so a trajectory stays real
+    and Y is applied as Z then X.
+    """
+    hit = torch.rand(batch, generator=generator, device=device) < p
+    n_paulis = 4 ** len(wires)  # 0 is the identity, excluded below
+    kind = torch.randint(1, n_paulis, (batch,), generator=generator, device=device)
+    ops = []
+    for position, wire in enumerate(wires):
+        letter = (kind // 4 ** (len(wires) - 1 - position)) % 4  # 0=I, 1=X, 2=Y, 3=Z
+        z_rows = (hit & ((letter == 2) | (letter == 3))).nonzero().flatten()
+        x_rows = (hit & ((letter == 1) | (letter == 2))).nonzero().flatten()
+        if z_rows.numel():
+            ops.append(("pauli", wire, z_rows, "Z"))
+        if x_rows.numel():
+            ops.append(("pauli", wire, x_rows, "X"))
+    return ops
+
+
+def _execute(state, program: Program, weight_cs, input_cs, noise: Optional[Depolarizing]) -> List[Tuple]:
+    """Run the program in place; return the ops actually applied (with sampled errors) for the backward pass."""
+    if noise is None or not noise.active:
+        for op in program.ops:
+            _apply_op(state, program.n_qubits, op, weight_cs, input_cs)
+        return list(program.ops)
+    applied = []
+    for op in program.ops:
+        _apply_op(state, program.n_qubits, op, weight_cs, input_cs)
+        applied.append(op)
+        if op[0] == "cnot" and noise.p2 > 0:
+            errors = _sample_paulis(state.shape[0], (op[1], op[2]), noise.p2, noise.generator, state.device)
+        elif op[0] == "ry" and noise.p1 > 0:
+            errors = _sample_paulis(state.shape[0], (op[1],), noise.p1, noise.generator, state.device)
+        else:
+            errors = []
+        for error in errors:
+            _apply_op(state, program.n_qubits, error, weight_cs, input_cs)
+        applied.extend(errors)
+    return applied
+
+
+def _generator_overlap(psi: torch.Tensor, grad: torch.Tensor, n: int, wire: int) -> torch.Tensor:
+    """Per-row ``0.5 * <grad, G psi>`` with ``G = [[0, -1], [1, 0]]``, the derivative of RY(theta) times RY^T."""
+    p0, p1 = _halves(psi, n, wire)
+    g0, g1 = _halves(grad, n, wire)
+    return 0.5 * ((g1 * p0).sum(dim=(1, 2)) - (g0 * p1).sum(dim=(1, 2)))
+
+
+class _AdjointCircuit(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, state, weights, inputs, program, noise):
+        weight_cs = (torch.cos(weights / 2), torch.sin(weights / 2))
+        input_cs = (torch.cos(inputs / 2), torch.sin(inputs / 2))
+        out = state.clone()
+        applied = _execute(out, program, weight_cs, input_cs, noise)
+        ctx.save_for_backward(out, weights, inputs)
+        ctx.program, ctx.applied = program, applied
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        out, weights, inputs = ctx.saved_tensors
+        n, batch = ctx.program.n_qubits, out.shape[0]
+        # psi and its gradient are un-rotated together: one kernel call per gate for both.
+        both = torch.cat((out, grad_out.contiguous()), dim=0)
+        psi, grad = both[:batch], both[batch:]
+        weight_cs = (torch.cos(weights / 2), torch.sin(weights / 2))
+        input_cs = (torch.cos(inputs / 2).repeat(2, 1), torch.sin(inputs / 2).repeat(2, 1))
+        weight_terms, weight_index, input_terms, input_index = [], [], [], []
+        for op in reversed(ctx.applied):
+            if op[0] in ("ry", "cnot_ry"):
+                wire, source, index = (op[1], op[2], op[3]) if op[0] == "ry" else (op[2], op[3], op[4])
+                overlap = _generator_overlap(psi, grad, n, wire)
+                if source == "weight":
+                    weight_terms.append(overlap.sum())
+                    weight_index.append(index)
+                else:
+                    input_terms.append(overlap)
+                    input_index.append(index)
+            if op[0] == "pauli":  # the sampled rows hold for psi and for its gradient alike
+                op = ("pauli", op[1], torch.cat((op[2], op[2] + batch)), op[3])
+            _apply_op(both, n, op, weight_cs, input_cs, inverse=True)
+        grad_weights = torch.zeros_like(weights)
+        if weight_terms:
+            index = torch.tensor(weight_index, device=weights.device)
+            grad_weights.index_add_(0, index, torch.stack(weight_terms))
+        grad_inputs = torch.zeros_like(inputs)
+        if input_terms:
+            index = torch.tensor(input_index, device=inputs.device)
+            grad_inputs.index_add_(1, index, torch.stack(input_terms, dim=1))
+        return grad.clone(), grad_weights, grad_inputs, None, None
+
+
+def run_circuit(
+    state: torch.Tensor,
+    gates_or_program,
+    weights: torch.Tensor,
+    n_qubits: Optional[int] = None,
+    inputs: Optional[torch.Tensor] = None,
+    noise: Optional[Depolarizing] = None,
+) -> torch.Tensor:
+    """Apply a circuit to a batch of real states; differentiable in ``state``, ``weights`` and ``inputs``.
+
+    Args:
+        state: ``(batch, 2**n_qubits)`` real amplitudes (any float dtype, any device).
+        gates_or_program: a gate list from ``circuits.py`` or a :class:`Program` from :func:`compile_gates`.
+        weights: 1-D tensor of trained angles, indexed by the gates' ``index`` where ``source == "weight"``.
+        n_qubits: register size (taken from the program when one is given).
+        inputs: ``(batch, n_features)`` per-sample angles for gates with ``source == "input"``.
+        noise: optional :class:`Depolarizing` rates; one Monte-Carlo trajectory is sampled per row.
+
+    Returns:
+        The output states, ``(batch, 2**n_qubits)``.
+    """
+    if isinstance(gates_or_program, Program):
+        program = gates_or_program
+    else:
+        if n_qubits is None:
+            raise ValueError("run_circuit needs n_qubits when given a gate list")
+        program = compile_gates(gates_or_program, n_qubits, fuse=noise is None or not noise.active)
+    if noise is not None and noise.active and any(op[0] == "cnot_ry" for op in program.ops):
+        raise ValueError("noisy trajectories need an unfused program: compile_gates(..., fuse=False)")
+    if state.dim() != 2 or state.shape[1] != 2**program.n_qubits:
+        raise ValueError(
+            f"state has shape {tuple(state.shape)}; expected (batch, {2**program.n_qubits}) for {program.n_qubits} qubits"
+        )
+    if weights.dim() != 1 or weights.shape[0] < program.n_weights:
+        raise ValueError(f"weights has shape {tuple(weights.shape)}; the circuit reads {program.n_weights} angles")
+    if inputs is None:
+        if program.n_inputs:
+            raise ValueError(f"the circuit encodes {program.n_inputs} input features per sample; pass inputs=")
+        inputs = state.new_zeros(state.shape[0], 0)
+    elif inputs.shape != (state.shape[0], inputs.shape[1]) or inputs.shape[1] < program.n_inputs:
+        raise ValueError(
+            f"inputs has shape {tuple(inputs.shape)}; expected ({state.shape[0]}, >= {program.n_inputs})"
+        )
+    return _AdjointCircuit.apply(state, weights.to(state.dtype), inputs.to(state.dtype), program, noise)

@@ -1,0 +1,30 @@
+"""Fixtures for the experiment tests: the shared data folder and a running fake Hub."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+if str(HERE) not in sys.path:  # so tests can `from fake_hub import FakeHub` whatever pytest's import mode
+    sys.path.insert(0, str(HERE))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``<repo>/../shared/data``; tests using it are skipped where it does not exist (CI has it)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} not found")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def fake_hub():
+    """A running :class:`fake_hub.FakeHub`; its ``url`` is the endpoint to use."""
+    from fake_hub import FakeHub
+
+    with FakeHub() as hub:
+        yield hub
