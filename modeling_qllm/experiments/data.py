@@ -236,9 +236,9 @@ def paper_splits(
                          f"fewer; counts per label: {counts}. Lower per_label or use standard_splits.")
     n_sample = per_label * len(classes)
     n_train = math.floor(train_fraction * n_sample + 1e-9)
-    if n_train == 0 or n_train == n_sample:
-        raise ValueError(f"train_fraction={train_fraction} leaves {n_train} of {n_sample} sampled rows for train; "
-                         "both train and validation must be non-empty.")
+    if n_train == 0:  # validation is never empty: train_fraction < 1 leaves it at least one row
+        raise ValueError(f"train_fraction={train_fraction} leaves 0 of {n_sample} sampled rows for train; "
+                         "raise train_fraction or per_label.")
     n_val_per = _stratified_counts({c: per_label for c in classes}, n_sample - n_train)
     splits = []
     for fold in range(folds):

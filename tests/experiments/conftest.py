@@ -22,9 +22,18 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def fake_hub():
-    """A running :class:`fake_hub.FakeHub`; its ``url`` is the endpoint to use."""
+def fake_hub(monkeypatch):
+    """A running :class:`fake_hub.FakeHub`; its ``url`` is the endpoint to use.
+
+    Pass ``endpoint=fake_hub.url`` explicitly in-process (or set ``HF_ENDPOINT`` for a subprocess). As a guard, the
+    in-process default endpoint is pointed at the fake hub too, so a forgotten ``endpoint=`` never reaches the
+    real Hub.
+    """
+    import huggingface_hub.constants as constants
     from fake_hub import FakeHub
 
     with FakeHub() as hub:
+        template = constants.HUGGINGFACE_CO_URL_TEMPLATE.replace(constants.ENDPOINT, hub.url, 1)
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
         yield hub

@@ -100,8 +100,8 @@ def test_validate_errors():
         validate_dataset(_dsd(train={"text": ["a"], "label": [0]}, test={"text": [], "label": []}))
     with pytest.raises(ValueError, match=r"Text at row 1 of split 'train' is None \(NoneType\)"):
         validate_dataset(_dsd(train={"text": ["a", None], "label": [0, 1]}))
-    with pytest.raises(ValueError, match=r"Label 1.5 at row 1 of split 'train' is not an integer"):
-        validate_dataset(_dsd(train={"text": ["a", "b"], "label": [0.0, 1.5]}))
+    with pytest.raises(ValueError, match=r"Label 1.0 at row 0 of split 'train' is not an integer \(float\)"):
+        validate_dataset(_dsd(train={"text": ["a", "b"], "label": [1.0, 0.0]}))
     with pytest.raises(ValueError, match=r"Label 'pos' at row 0 .* is not an integer"):
         validate_dataset(_dsd(train={"text": ["a"], "label": ["pos"]}))
     with pytest.raises(ValueError, match=r"Label 2 at row 2 of split 'validation' is out of range \[0, 2\)"):
@@ -175,8 +175,8 @@ def test_paper_splits_errors():
         paper_splits(dsd, per_label=4, train_fraction=1.0)
     with pytest.raises(ValueError, match="folds must be a positive integer, got 0"):
         paper_splits(dsd, per_label=4, folds=0)
-    with pytest.raises(ValueError, match="leaves 8 of 8 sampled rows for train"):
-        paper_splits(dsd, per_label=4, train_fraction=0.99)
+    with pytest.raises(ValueError, match="leaves 0 of 8 sampled rows for train"):
+        paper_splits(dsd, per_label=4, train_fraction=0.1)
 
 
 def test_standard_splits():
