@@ -279,19 +279,28 @@ class LinearHead(nn.Module):
         return self.linear(embeddings)
 
 
+def mlp_num_parameters(embedding_size: int, hidden_size: int, num_labels: int) -> int:
+    """Parameters of ``Linear(embedding_size, hidden) -> ReLU -> Linear(hidden, num_labels)``."""
+    return embedding_size * hidden_size + hidden_size + hidden_size * num_labels + num_labels
+
+
 def mlp_hidden_for_budget(embedding_size: int, num_labels: int, budget: int) -> int:
     """Largest hidden width whose one-hidden-layer MLP has at most ``budget`` parameters.
 
     Example:
         >>> mlp_hidden_for_budget(768, 2, 886)   # matched to the paper's 886-parameter quantum head
         1
+        >>> mlp_hidden_for_budget(10, 2, 1000)
+        76
     """
-    per_unit, fixed = embedding_size + 1 + num_labels, num_labels
-    hidden = (budget - fixed) // per_unit
+    for name, value in (("embedding_size", embedding_size), ("num_labels", num_labels), ("budget", budget)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    hidden = (budget - num_labels) // (embedding_size + 1 + num_labels)
     if hidden < 1:
         raise ValueError(
-            f"an MLP on {embedding_size} features with {num_labels} labels needs at least {per_unit + fixed} "
-            f"parameters; the budget is {budget}"
+            f"a budget of {budget} parameters is below the smallest MLP (hidden=1) for embedding_size="
+            f"{embedding_size}, num_labels={num_labels}, which has {mlp_num_parameters(embedding_size, 1, num_labels)}"
         )
     return hidden
 

@@ -11,7 +11,10 @@ a requirement of loading a model.
 
 Noise mirrors :class:`~.noise.NoiseModel`: ``qml.DepolarizingChannel(p1)`` after every RY, a two-qubit depolarizing
 channel ``rho -> (1 - p2) rho + p2/15 sum_P P rho P`` (16 Kraus operators, ``qml.QubitChannel``) after every CNOT, and
-readout error through ``default.mixed``'s ``readout_prob`` device argument. Shots (``NoiseModel.shots`` or
+readout error as a ``qml.BitFlip(readout_error)`` on every measured wire just before the ``<Z>`` measurement, which is
+the same channel as a flipped read bit. (``default.mixed``'s own ``readout_prob`` argument would be the natural
+route, but in PennyLane 0.45 it crashes every execution with ``TypeError: 'float' object is not iterable``:
+PennyLane issue #9612; ``readout="device"`` selects it for versions that fix it.) Shots (``NoiseModel.shots`` or
 ``shots=``) become the QNode's shots: the estimates are then samples, equal to ours only in distribution.
 
 Public API:
@@ -45,6 +48,7 @@ import torch
 from .circuits import Gate, num_inputs, num_weights
 
 STATE_PREP_CHOICES = ("amplitude", "zero")
+READOUT_CHOICES = ("bitflip", "device")
 
 # Simulators that evolve pure states only: noise channels need ``default.mixed`` (or a device with its own noise).
 _PURE_STATE_DEVICES = ("default.qubit", "lightning.qubit", "lightning.gpu", "lightning.kokkos", "lightning.tensor")
@@ -150,30 +154,32 @@ def _device_name(device) -> str:
     return device if isinstance(device, str) else getattr(device, "name", type(device).__name__)
 
 
-def _make_device(device, n_qubits: int, noise: Any, device_kwargs: dict):
+def _make_device(device, n_qubits: int, noise: Any, device_kwargs: dict, readout: str):
     """A PennyLane device for ``n_qubits`` wires; noise settings checked against what the device can do."""
     import pennylane as qml
 
-    p1, p2, readout, _ = noise_rates(noise)
+    p1, p2, readout_error, _ = noise_rates(noise)
     name = _device_name(device)
     if (p1 > 0 or p2 > 0) and name in _PURE_STATE_DEVICES:
         raise ValueError(
             f"device {name!r} simulates pure states and cannot apply depolarizing channels "
             f"(p1={p1}, p2={p2}); use device='default.mixed', or noise=None for the ideal circuit"
         )
-    if readout > 0:
-        if name != "default.mixed":
+    if readout_error > 0:
+        if name in _PURE_STATE_DEVICES:
             raise ValueError(
-                f"readout_error={readout} is simulated only by device='default.mixed' (its readout_prob argument); "
-                f"got device {name!r}. On hardware pass noise=None: the device has its own readout error"
+                f"readout_error={readout_error} needs a mixed-state simulator; got device {name!r}. Use "
+                f"device='default.mixed', or on hardware noise=None: the device has its own readout error"
             )
-        if not isinstance(device, str):
-            raise ValueError("readout error needs the device by name ('default.mixed'), so that readout_prob is set")
-        device_kwargs = dict(device_kwargs)
-        if device_kwargs.setdefault("readout_prob", readout) != readout:
-            raise ValueError(
-                f"readout_prob={device_kwargs['readout_prob']} conflicts with the noise model's readout_error={readout}"
-            )
+        if readout == "device":
+            if name != "default.mixed" or not isinstance(device, str):
+                raise ValueError(f"readout='device' needs device='default.mixed' by name; got {name!r}")
+            device_kwargs = dict(device_kwargs)
+            if device_kwargs.setdefault("readout_prob", readout_error) != readout_error:
+                raise ValueError(
+                    f"readout_prob={device_kwargs['readout_prob']} conflicts with the noise model's "
+                    f"readout_error={readout_error}"
+                )
     if not isinstance(device, str):
         if device_kwargs:
             raise ValueError(f"device keyword arguments {sorted(device_kwargs)} need the device given by name")
@@ -200,6 +206,7 @@ def circuit_qnode(
     interface: str = "torch",
     shots: Optional[int] = None,
     qnode_kwargs: Optional[dict] = None,
+    readout: str = "bitflip",
     **device_kwargs,
 ):
     """A QNode running ``gates`` on ``n_qubits`` wires and returning ``<Z>`` on ``wires_measured``.
@@ -217,12 +224,15 @@ def circuit_qnode(
             :meth:`~.heads.QuantumHead.amplitudes`, so pad / truncate / project semantics are ours) goes through
             ``qml.StatePrep(normalize=True)``, a shorter one through ``qml.AmplitudeEmbedding(normalize=True,
             pad_with=0.)``; ``"zero"``: start in ``|0...0>``.
-        noise: ``None``, a :class:`~.noise.NoiseModel` or a ``Depolarizing``; gate noise needs ``default.mixed``
-            (or a device that accepts channels), readout error needs ``default.mixed``.
+        noise: ``None``, a :class:`~.noise.NoiseModel` or a ``Depolarizing``; gate noise and readout error need a
+            device that accepts channels (``default.mixed``).
         diff_method: PennyLane's differentiation method (``"best"``, ``"backprop"``, ``"adjoint"``, ...).
         interface: PennyLane's ML interface; ``"torch"`` for our tensors.
         shots: QNode shots; default: the noise model's shots, else analytic.
         qnode_kwargs: further ``qml.QNode`` arguments (e.g. ``{"device_vjp": True}``).
+        readout: how the noise model's readout error is simulated: ``"bitflip"`` (a ``qml.BitFlip`` on each
+            measured wire before measuring; works on any mixed-state device) or ``"device"`` (``default.mixed``'s
+            ``readout_prob``, broken in PennyLane 0.45, issue #9612).
         **device_kwargs: passed to ``qml.device`` (e.g. ``readout_prob``, ``seed``, a plugin's ``api_key``).
 
     Example:
@@ -236,6 +246,8 @@ def circuit_qnode(
 
     if state_prep not in STATE_PREP_CHOICES:
         raise ValueError(f"state_prep={state_prep!r}; expected one of {STATE_PREP_CHOICES}")
+    if readout not in READOUT_CHOICES:
+        raise ValueError(f"readout={readout!r}; expected one of {READOUT_CHOICES}")
     wires_measured = list(range(n_qubits)) if wires_measured is None else [int(w) for w in wires_measured]
     bad = [w for w in wires_measured if not 0 <= w < n_qubits]
     if bad or not wires_measured:
@@ -244,9 +256,10 @@ def circuit_qnode(
     used = [w for g in gates for w in g.wires]
     if used and max(used) >= n_qubits:
         raise ValueError(f"the gates act on wire {max(used)}; n_qubits={n_qubits} is too small")
-    _, _, _, noise_shots = noise_rates(noise)
+    _, _, readout_error, noise_shots = noise_rates(noise)
     shots = noise_shots if shots is None else shots
-    dev = _make_device(device, n_qubits, noise, device_kwargs)
+    dev = _make_device(device, n_qubits, noise, device_kwargs, readout)
+    bit_flip = readout_error if readout == "bitflip" and readout_error > 0 else None
     size = 2**n_qubits
 
     def circuit(weights, state=None, inputs=None):
@@ -258,6 +271,9 @@ def circuit_qnode(
             else:
                 qml.AmplitudeEmbedding(state, wires=range(n_qubits), normalize=True, pad_with=0.0)
         gates_to_pennylane(gates, weights, inputs, noise)
+        if bit_flip is not None:
+            for w in wires_measured:
+                qml.BitFlip(bit_flip, wires=w)
         return [qml.expval(qml.PauliZ(w)) for w in wires_measured]
 
     kwargs = dict(qnode_kwargs or {})
@@ -272,6 +288,7 @@ def circuit_qnode(
         "n_weights": num_weights(gates),
         "n_inputs": num_inputs(gates),
         "device": _device_name(device),
+        "shots": shots,
     }
     return qnode
 
@@ -285,8 +302,9 @@ def run_qnode(qnode, weights, state=None, inputs=None, broadcast: Optional[bool]
     """Run a :func:`circuit_qnode` QNode on a batch; returns ``(batch, n_measured)`` (or ``(1, n)`` unbatched).
 
     ``state`` is ``(batch, 2**n)`` (or one vector), ``inputs`` ``(batch, n_inputs)`` (or one row). With
-    ``broadcast`` (default: when the device is known to support it) the whole batch is one broadcast call;
-    otherwise the rows run one at a time and are stacked.
+    ``broadcast`` (default: when the device is known to support it and the QNode is analytic -- PennyLane's
+    parameter-shift gradients, used with shots, reject broadcast trainable inputs) the whole batch is one broadcast
+    call; otherwise the rows run one at a time and are stacked.
     """
     batched = [t for t in (state, inputs) if t is not None and t.dim() == 2]
     if not batched:
@@ -295,7 +313,8 @@ def run_qnode(qnode, weights, state=None, inputs=None, broadcast: Optional[bool]
     if any(t.shape[0] != batch for t in batched):
         raise ValueError(f"state and inputs disagree on the batch size: {[tuple(t.shape) for t in batched]}")
     if broadcast is None:
-        broadcast = supports_broadcasting(qnode.device)
+        analytic = getattr(qnode, "qllm_info", {}).get("shots") is None
+        broadcast = analytic and supports_broadcasting(qnode.device)
     if broadcast and batch > 1:
         out = _stack_expvals(qnode(weights, state=state, inputs=inputs))
         return out.reshape(batch, -1)
@@ -324,7 +343,7 @@ class PennyLaneHead:
         noise: ``"head"`` (default): the head's own noise model, with its scope (module 2 only unless
             ``noise_scope="all"``); ``None``: the ideal circuits (what to send to hardware, which brings its own
             noise); or a :class:`~.noise.NoiseModel`.
-        diff_method, interface, shots, qnode_kwargs, device_kwargs: see :func:`circuit_qnode`.
+        diff_method, interface, shots, qnode_kwargs, readout, device_kwargs: see :func:`circuit_qnode`.
         broadcast: broadcast the batch (default: when the device supports it) or loop over rows.
     """
 
@@ -339,6 +358,7 @@ class PennyLaneHead:
         shots: Optional[int] = None,
         encoder_device=None,
         qnode_kwargs: Optional[dict] = None,
+        readout: str = "bitflip",
         **device_kwargs,
     ):
         self.head = head
@@ -348,7 +368,9 @@ class PennyLaneHead:
         self.noise = noise
         encoder_noise = noise if noise is not None and getattr(noise, "scope", "qpu") == "all" else None
         self.broadcast = broadcast
-        common = dict(diff_method=diff_method, interface=interface, shots=shots, qnode_kwargs=qnode_kwargs)
+        common = dict(
+            diff_method=diff_method, interface=interface, shots=shots, qnode_kwargs=qnode_kwargs, readout=readout
+        )
         self.encoder_qnode = circuit_qnode(
             head.encoder_gates,
             head.encoder_qubits,

@@ -26,6 +26,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.svm import SVC
 
+from ..heads import mlp_hidden_for_budget, mlp_num_parameters  # one rule for the model and the baselines
+
 
 @dataclass
 class BaselineResult:
@@ -114,35 +116,6 @@ def svm(x_train, y_train, x_eval, y_eval, C: float = 1.0, kernel: str = "rbf", s
     note = (f"stored numbers, not trained weights: {n_sv} support vectors x {xt.shape[1]} dims + "
             f"{model.dual_coef_.size} dual coefficients + {model.intercept_.size} intercepts")
     return BaselineResult("svm", acc, f1, n, note, wall, {"C": C, "kernel": kernel, "n_support_vectors": n_sv})
-
-
-def mlp_num_parameters(input_dim: int, hidden: int, num_labels: int) -> int:
-    """Parameters of ``Linear(input_dim, hidden) -> ReLU -> Linear(hidden, num_labels)``.
-
-    Example:
-        >>> mlp_num_parameters(768, 1, 2)
-        773
-    """
-    return input_dim * hidden + hidden + hidden * num_labels + num_labels
-
-
-def mlp_hidden_for_budget(input_dim: int, num_labels: int, budget: int) -> int:
-    """The largest hidden width whose one-hidden-layer MLP has at most ``budget`` parameters.
-
-    Example:
-        >>> mlp_hidden_for_budget(768, 2, 886)   # the paper's best quantum head has 886 parameters
-        1
-        >>> mlp_hidden_for_budget(10, 2, 1000)
-        76
-    """
-    for name, v in (("input_dim", input_dim), ("num_labels", num_labels), ("budget", budget)):
-        if not isinstance(v, Integral) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-    hidden = (budget - num_labels) // (input_dim + 1 + num_labels)
-    if hidden < 1:
-        raise ValueError(f"A budget of {budget} parameters is below the smallest MLP (hidden=1) for input_dim="
-                         f"{input_dim}, num_labels={num_labels}, which has {mlp_num_parameters(input_dim, 1, num_labels)}.")
-    return int(hidden)
 
 
 def mlp(x_train, y_train, x_eval, y_eval, hidden: int, num_labels: int | None = None, epochs: int = 100,

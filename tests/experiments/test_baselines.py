@@ -64,7 +64,7 @@ def test_mlp_hidden_for_budget():
         assert mlp_num_parameters(d, h, k) <= budget < mlp_num_parameters(d, h + 1, k)
     with pytest.raises(ValueError, match=r"budget of 700 parameters is below the smallest MLP .* which has 773"):
         mlp_hidden_for_budget(768, 2, 700)
-    with pytest.raises(ValueError, match="input_dim must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="embedding_size must be a positive integer, got 0"):
         mlp_hidden_for_budget(0, 2, 100)
 
 
