@@ -29,6 +29,7 @@ from .heads import QuantumHead, mlp_hidden_for_budget
 HEAD_TYPE_CHOICES = ("quantum", "linear", "mlp")
 POOLING_CHOICES = ("mean", "cls")
 BACKEND_CHOICES = ("torch", "pennylane")
+PROBLEM_TYPE_CHOICES = ("regression", "single_label_classification", "multi_label_classification")
 MATCH_QUANTUM = "match_quantum"
 
 # Fields of QLLMConfig passed verbatim to QuantumHead.
@@ -131,6 +132,11 @@ class QLLMConfig(PreTrainedConfig):
         ):
             if value not in choices:
                 raise ValueError(f"{name}={value!r}; expected one of {choices}")
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPE_CHOICES:
+            raise ValueError(f"problem_type={self.problem_type!r}; expected None (inferred) or one of {PROBLEM_TYPE_CHOICES}")
+        for name in ("freeze_body", "normalize_embeddings", "share_reupload_weights"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r}; expected True or False")
         if self.backend == "pennylane" and self.head_type != "quantum":
             raise ValueError(f"backend='pennylane' simulates the quantum head; head_type is {self.head_type!r}")
         if not (self.mlp_hidden_size == MATCH_QUANTUM or (isinstance(self.mlp_hidden_size, int) and self.mlp_hidden_size >= 1)):
@@ -139,6 +145,8 @@ class QLLMConfig(PreTrainedConfig):
             raise ValueError(f"mlp_dropout={self.mlp_dropout!r}; expected a probability in [0, 1)")
         if self.head_type == "quantum" or self.mlp_hidden_size == MATCH_QUANTUM:
             self.quantum_parameter_count()  # builds the head on the meta device: validates every circuit setting
+        if self.head_type == "mlp":
+            self.resolved_mlp_hidden_size()  # "match_quantum" fails here when the quantum budget is below hidden=1
 
     @property
     def embedding_size(self) -> int:

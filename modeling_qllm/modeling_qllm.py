@@ -116,6 +116,35 @@ class QuantumSequenceClassification(QLLMPreTrainedModel):
         model.config.name_or_path = body_name_or_path
         return model
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """``PreTrainedModel.from_pretrained``, strict about a checkpoint whose weights do not match its config.
+
+        transformers re-initialises weights missing from the checkpoint and drops unexpected ones with only a log
+        message; here that would be a head silently reset when ``config.json`` and ``model.safetensors`` disagree
+        (an edited ``encoder_qubits``, ``head_type``, ``body_config``...). Such a load raises ``ValueError`` naming
+        the keys, unless ``ignore_mismatched_sizes=True`` asks for the re-initialisation (e.g. a new label set).
+        Loading replaces the parameters, so the body is frozen again when ``config.freeze_body``.
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        allow_reinit = kwargs.pop("ignore_mismatched_sizes", False)
+        model, info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+        )
+        if not allow_reinit:
+            check_loading_info(info, pretrained_model_name_or_path)
+        if model.config.freeze_body:
+            model.body.requires_grad_(False)
+        return (model, info) if output_loading_info else model
+
+    def train(self, mode: bool = True) -> "QuantumSequenceClassification":
+        """As ``nn.Module.train``, but a body with no trainable parameter stays in eval mode (no dropout): a frozen
+        body is a fixed feature extractor whose embeddings equal the cached ``sentence_embeddings``."""
+        super().train(mode)
+        if mode and not any(p.requires_grad for p in self.body.parameters()):
+            self.body.eval()
+        return self
+
     # -- embeddings ---------------------------------------------------------------------------------------------
     def embed(
         self,
@@ -228,15 +257,30 @@ def check_class_labels(labels: torch.Tensor, num_labels: int) -> None:
     """Single-label targets must be integer class indices in ``[0, num_labels)``."""
     if labels.is_floating_point():
         raise ValueError(f"single-label targets must be integer class indices; got dtype {labels.dtype}")
+    labels = labels.reshape(-1)
     bad = ((labels < 0) | (labels >= num_labels)).nonzero().flatten()
     if bad.numel():
         raise ValueError(
-            f"label {labels.view(-1)[bad[0]].item()} at position {bad[0].item()} is out of range; expected class "
+            f"label {labels[bad[0]].item()} at position {bad[0].item()} is out of range; expected class "
             f"indices in [0, {num_labels})"
         )
 
 
-
+def check_loading_info(info: Dict[str, Any], source: Any) -> None:
+    """Raise when ``from_pretrained``'s loading info shows weights re-initialised or dropped."""
+    problems = []
+    if info["mismatched_keys"]:
+        shapes = [f"{key} (checkpoint {tuple(ckpt)}, config {tuple(model)})" for key, ckpt, model in sorted(info["mismatched_keys"])]
+        problems.append(f"shapes differ for {', '.join(shapes[:5])}")
+    if info["missing_keys"]:
+        problems.append(f"missing from the checkpoint: {sorted(info['missing_keys'])[:5]}")
+    if info["unexpected_keys"]:
+        problems.append(f"not used by the config: {sorted(info['unexpected_keys'])[:5]}")
+    if problems:
+        raise ValueError(
+            f"checkpoint {source} does not match its config ({'; '.join(problems)}); was config.json edited after "
+            f"saving? Pass ignore_mismatched_sizes=True to re-initialise these weights deliberately"
+        )
 
 
 def add_sentence_embeddings(dataset, model: QuantumSequenceClassification, tokenizer, batch_size: int = 64,
@@ -265,5 +309,6 @@ def add_sentence_embeddings(dataset, model: QuantumSequenceClassification, token
         return dataset.map(embed_batch, batched=True, batch_size=batch_size, desc="embedding")
     finally:
         model.train(was_training)
+
 
 __all__ = ["QuantumSequenceClassification", "QLLMPreTrainedModel", "pool", "build_head", "add_sentence_embeddings"]

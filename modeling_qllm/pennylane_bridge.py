@@ -41,7 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -395,7 +395,10 @@ class PennyLaneHead:
     def encode(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Module 1: ``(batch, E, Q_c)`` <Z> read-outs of every encoder."""
         states = self.head.amplitudes(embeddings)
-        outputs = [run_qnode(self.encoder_qnode, w, state=states, broadcast=self.broadcast) for w in self.head.encoder_weights]
+        outputs = [
+            run_qnode(self.encoder_qnode, weights, state=states, broadcast=self.broadcast)
+            for weights in self.head.encoder_weights
+        ]
         return torch.stack(outputs, dim=1).to(states.dtype)
 
     def qpu_expectations(self, merged: torch.Tensor) -> torch.Tensor:

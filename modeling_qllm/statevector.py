@@ -136,7 +136,7 @@ def _controlled_halves(state: torch.Tensor, n_qubits: int, control: int, target:
 
 
 def mix_(a: torch.Tensor, b: torch.Tensor, m00, m01, m10, m11) -> None:
-    """``(a, b) <- (m00 a + m01 b, m10 a + m11 b)`` in place; coefficients are scalars or broadcastable tensors."""
+    """``(a, b) <- (m00 a + m01 b, m10 a + m11 b)`` in place; coefficients are 0-d or broadcastable tensors."""
     a_old = a.clone()
     a.mul_(m00).addcmul_(b, m01)
     b.mul_(m11).addcmul_(a_old, m10)
@@ -275,6 +275,8 @@ def _apply_op(state, n, op, weight_cs, input_cs, inverse=False) -> None:
         ry_(state, n, op[1], c, -s if inverse else s)
     elif kind == "cnot_ry":
         c, s = _coefficients(op[3], op[4], weight_cs, input_cs)
+        if c.dim():  # per-row angles meet the 5-d controlled-half views: one more trailing axis
+            c, s = c[..., None], s[..., None]
         cnot_ry_(state, n, op[1], op[2], c, s, inverse)
     elif kind == "pauli":
         pauli_rows_(state, n, op[1], op[2], op[3])
@@ -414,7 +416,7 @@ def run_circuit(
         if program.n_inputs:
             raise ValueError(f"the circuit encodes {program.n_inputs} input features per sample; pass inputs=")
         inputs = state.new_zeros(state.shape[0], 0)
-    elif inputs.shape != (state.shape[0], inputs.shape[1]) or inputs.shape[1] < program.n_inputs:
+    elif inputs.dim() != 2 or inputs.shape[0] != state.shape[0] or inputs.shape[1] < program.n_inputs:
         raise ValueError(
             f"inputs has shape {tuple(inputs.shape)}; expected ({state.shape[0]}, >= {program.n_inputs})"
         )

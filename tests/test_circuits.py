@@ -1,7 +1,10 @@
 """Gate lists of the paper's long-range PQC (figure 3), angle encoding and the bookkeeping helpers."""
 
+import doctest
+
 import pytest
 
+import modeling_qllm.circuits as circuits_module
 from modeling_qllm.circuits import (
     EXTRA_COLUMN_CHOICES,
     Gate,
@@ -24,6 +27,10 @@ def _layer_gates(n, connectivity, first_index):
             gates += [Gate("CNOT", (i, t)), Gate("RY", (t,), "weight", k)]
             k += 1
     return gates
+
+
+def test_docstring_examples():
+    assert doctest.testmod(circuits_module).failed == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------

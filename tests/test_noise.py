@@ -1,12 +1,14 @@
 """Shots, readout error and depolarizing gate noise: statistics of the estimators, the exact density matrix against
 an independent dense Kraus-operator simulation, and trajectories against the density matrix."""
 
+import doctest
 import itertools
 import math
 
 import pytest
 import torch
 
+import modeling_qllm.noise as noise_module
 from modeling_qllm.circuits import Gate, angle_encoding_gates, pqc_gates
 from modeling_qllm.noise import (
     DENSITY_MATRIX_MAX_QUBITS,
@@ -19,7 +21,7 @@ from modeling_qllm.noise import (
     measure_z,
     sample_counts,
 )
-from modeling_qllm.statevector import expval_z, run_circuit, zero_state
+from modeling_qllm.statevector import Depolarizing, compile_gates, expval_z, run_circuit, zero_state
 
 F64 = torch.float64
 C128 = torch.complex128
@@ -85,6 +87,10 @@ def kraus_probabilities(state_row, gates, weights, n, inputs_row, p1, p2):
     return torch.diagonal(rho).real
 
 
+def test_docstring_examples():
+    assert doctest.testmod(noise_module).failed == 0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # NoiseModel validation
 # ---------------------------------------------------------------------------------------------------------------
@@ -118,7 +124,8 @@ def test_probability_bounds_are_inclusive(field):
 def test_bad_scope_and_method():
     with pytest.raises(ValueError, match=r"noise_scope='qpus'; expected one of \('qpu', 'all'\)"):
         NoiseModel(scope="qpus")
-    with pytest.raises(ValueError, match=r"noise_method='exact'; expected one of \('auto', 'density_matrix', 'trajectories'\)"):
+    methods = r"\('auto', 'density_matrix', 'trajectories'\)"
+    with pytest.raises(ValueError, match=rf"noise_method='exact'; expected one of {methods}"):
         NoiseModel(method="exact")
 
 
@@ -185,7 +192,8 @@ def test_density_matrix_matches_dense_kraus_simulation(p1, p2):
 
 def test_single_cnot_with_certain_two_qubit_error():
     """Hand count: after CNOT on |00> with p2 = 1, 3 of the 15 Paulis (IZ, ZI, ZZ) leave |00>, 4 lead to each other."""
-    probs = density_matrix_probabilities(zero_state(1, 2, torch.empty(0, dtype=F64)), (Gate("CNOT", (0, 1)),), torch.zeros(0), 2, None, 0.0, 1.0)
+    start = zero_state(1, 2, torch.empty(0, dtype=F64))
+    probs = density_matrix_probabilities(start, (Gate("CNOT", (0, 1)),), torch.zeros(0), 2, None, 0.0, 1.0)
     torch.testing.assert_close(probs, torch.tensor([[3, 4, 4, 4]], dtype=F64) / 15)
 
 
@@ -213,8 +221,9 @@ def test_readout_error_scales_expectations_exactly(r):
     got = NoiseModel(readout_error=r).expval(state, gates, weights, n, [0, 1], inputs=inputs)
     torch.testing.assert_close(got, (1 - 2 * r) * exact, atol=1e-12, rtol=0)
     # with gate noise too (density-matrix path): readout acts after it
-    gate_noise = NoiseModel(depolarizing_1q=0.1, depolarizing_2q=0.1).expval(state, gates, weights, n, [0, 1], inputs=inputs)
-    both = NoiseModel(depolarizing_1q=0.1, depolarizing_2q=0.1, readout_error=r).expval(state, gates, weights, n, [0, 1], inputs=inputs)
+    rates = dict(depolarizing_1q=0.1, depolarizing_2q=0.1)
+    gate_noise = NoiseModel(**rates).expval(state, gates, weights, n, [0, 1], inputs=inputs)
+    both = NoiseModel(readout_error=r, **rates).expval(state, gates, weights, n, [0, 1], inputs=inputs)
     torch.testing.assert_close(both, (1 - 2 * r) * gate_noise, atol=1e-12, rtol=0)
 
 
@@ -335,7 +344,8 @@ def test_trajectories_converge_to_the_density_matrix(p1, p2):
     weights, inputs = torch.randn(9, dtype=F64, generator=g), torch.randn(1, n, dtype=F64, generator=g)
     exact = density_matrix_probabilities(state, gates, weights, n, inputs, p1, p2)[0]
     noiseless = density_matrix_probabilities(state, gates, weights, n, inputs, 0.0, 0.0)[0]
-    model = NoiseModel(depolarizing_1q=p1, depolarizing_2q=p2, method="trajectories", generator=torch.Generator().manual_seed(9))
+    generator = torch.Generator().manual_seed(9)
+    model = NoiseModel(depolarizing_1q=p1, depolarizing_2q=p2, method="trajectories", generator=generator)
     # every measured wire: the trajectory average of <Z> against the density matrix's, within 5 standard errors
     z = model.expval(state.expand(rows, -1), gates, weights, n, [0, 1, 2], inputs=inputs.expand(rows, -1))
     z_exact = NoiseModel(depolarizing_1q=p1, depolarizing_2q=p2, method="density_matrix").expval(
@@ -344,8 +354,6 @@ def test_trajectories_converge_to_the_density_matrix(p1, p2):
     se = z.std(dim=0) / math.sqrt(rows)
     assert ((z.mean(dim=0) - z_exact).abs() < 5 * se + 1e-9).all(), (z.mean(dim=0), z_exact, se)
     # and the full distribution: the noise moves it away from the pure result, the trajectories follow
-    from modeling_qllm.statevector import Depolarizing, compile_gates
-
     program = compile_gates(gates, n, fuse=False)
     out = run_circuit(state.expand(rows, -1), program, weights, inputs=inputs.expand(rows, -1),
                       noise=Depolarizing(p1, p2, torch.Generator().manual_seed(10)))

@@ -280,7 +280,8 @@ def test_noisy_head_matches_default_mixed(scope):
     head = make_head(
         5, num_encoders=2, encoder_qubits=3, merge="concat", amplitude_fit="pad", embedding_size=8, reupload_blocks=1,
         reupload_layers=1, final_layers=1, reupload_connectivity=2, final_connectivity=1, measured_qubits=2,
-        depolarizing_1q=0.02, depolarizing_2q=0.05, readout_error=0.03, noise_scope=scope, noise_method="density_matrix",
+        depolarizing_1q=0.02, depolarizing_2q=0.05, readout_error=0.03, noise_scope=scope,
+        noise_method="density_matrix",
     )
     x = torch.randn(3, 8, dtype=DTYPE, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
@@ -297,7 +298,8 @@ def test_readout_only_noise_matches():
     states = random_states(2, 3, 9)
     model = NoiseModel(readout_error=0.1)
     ours = model.expval(states, gates, weights, 3, [0, 1])
-    theirs = run_qnode(circuit_qnode(gates, 3, "default.mixed", wires_measured=[0, 1], noise=model), weights, state=states)
+    qnode = circuit_qnode(gates, 3, "default.mixed", wires_measured=[0, 1], noise=model)
+    theirs = run_qnode(qnode, weights, state=states)
     torch.testing.assert_close(theirs, ours, atol=ATOL, rtol=0)
 
 

@@ -1,16 +1,17 @@
 """The batched real state-vector simulator: kernels against dense matrices, the adjoint executor against plain
 autograd, encodings, measurement, dtype/device handling and Monte-Carlo noise trajectories."""
 
+import doctest
 import math
 import random
 
 import pytest
 import torch
 
+import modeling_qllm.statevector as statevector_module
 from modeling_qllm.circuits import Gate, angle_encoding_gates, pqc_gates
 from modeling_qllm.statevector import (
     Depolarizing,
-    Program,
     amplitude_encode,
     apply_cnot,
     apply_ry,
@@ -33,6 +34,10 @@ DEVICES = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")),
 ]
+
+
+def test_docstring_examples():
+    assert doctest.testmod(statevector_module).failed == 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -111,7 +116,8 @@ def random_gates(rng, n, length, n_weights=4, n_inputs=3, input_after_cnot=True)
         else:
             w = rng.randrange(n)
             prev = gates[-1] if gates else None
-            if source == "input" and not input_after_cnot and prev is not None and prev.name == "CNOT" and prev.wires[1] == w:
+            follows_cnot = prev is not None and prev.name == "CNOT" and prev.wires[1] == w
+            if source == "input" and not input_after_cnot and follows_cnot:
                 source, index = "weight", rng.randrange(n_weights)
             gates.append(Gate("RY", (w,), source, index))
     return tuple(gates)
@@ -286,7 +292,9 @@ def test_random_unfused_programs_match_reference(seed):
         weights = torch.randn(4, dtype=F64, generator=g) * 3
         inputs = torch.randn(3, 3, dtype=F64, generator=g) * 3
         upstream = torch.randn(3, 2**n, dtype=F64, generator=g)
-        expected = values_and_grads(lambda s, w, x: run_circuit_reference(s, gates, w, n, inputs=x), state, weights, inputs, upstream)
+        expected = values_and_grads(
+            lambda s, w, x: run_circuit_reference(s, gates, w, n, inputs=x), state, weights, inputs, upstream
+        )
         got = values_and_grads(lambda s, w, x: run_circuit(s, program, w, inputs=x), state, weights, inputs, upstream)
         for e, a in zip(expected, got):
             torch.testing.assert_close(a, e, atol=1e-10, rtol=0)
@@ -338,7 +346,9 @@ def test_paper_pqc_with_reuploading_matches_reference():
     weights = torch.randn(20, dtype=F64, generator=g)
     inputs = torch.randn(5, n, dtype=F64, generator=g)
     upstream = torch.randn(5, 2**n, dtype=F64, generator=g)
-    expected = values_and_grads(lambda s, w, x: run_circuit_reference(s, gates, w, n, inputs=x), state, weights, inputs, upstream)
+    expected = values_and_grads(
+        lambda s, w, x: run_circuit_reference(s, gates, w, n, inputs=x), state, weights, inputs, upstream
+    )
     got = values_and_grads(lambda s, w, x: run_circuit(s, gates, w, n, inputs=x), state, weights, inputs, upstream)
     for e, a in zip(expected, got):
         torch.testing.assert_close(a, e, atol=1e-10, rtol=0)
@@ -370,7 +380,8 @@ def test_norm_is_preserved():
     n, g = 5, torch.Generator().manual_seed(9)
     gates = angle_encoding_gates(n) + pqc_gates(n, 3, 2)
     state = random_states(7, n, generator=g)
-    out = run_circuit(state, gates, torch.randn(35, dtype=F64, generator=g), n, inputs=torch.randn(7, n, dtype=F64, generator=g))
+    weights, inputs = torch.randn(35, dtype=F64, generator=g), torch.randn(7, n, dtype=F64, generator=g)
+    out = run_circuit(state, gates, weights, n, inputs=inputs)
     torch.testing.assert_close(out.norm(dim=1), torch.ones(7, dtype=F64), atol=1e-12, rtol=0)
 
 
@@ -430,6 +441,13 @@ def test_run_circuit_errors():
         run_circuit(state, encoding, torch.zeros(0), n, inputs=torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"inputs has shape \(3, 3\); expected \(2, >= 3\)"):
         run_circuit(state, encoding, torch.zeros(0), n, inputs=torch.zeros(3, 3))
+
+
+def test_run_circuit_rejects_one_dimensional_inputs_with_a_value_error():
+    """One feature vector without its batch axis: the shape check should name it, not crash on ``shape[1]``."""
+    n = 3
+    with pytest.raises(ValueError, match=r"inputs has shape \(2,\); expected \(2, >= 3\)"):
+        run_circuit(zero_state(2, n, torch.empty(0)), angle_encoding_gates(n), torch.zeros(0), n, inputs=torch.zeros(2))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -519,8 +537,13 @@ def test_dtype_and_device_are_preserved(device, dtype):
     z.sum().backward()
     assert weights.grad.dtype == dtype and weights.grad.device.type == device
     assert inputs.grad.dtype == dtype and inputs.grad.device.type == device
-    reference = run_circuit_reference(encoded.double().cpu(), gates, weights.detach().double().cpu(), n, inputs.detach().double().cpu())
-    torch.testing.assert_close(out.detach().double().cpu(), reference, atol=1e-5 if dtype == torch.float32 else 1e-12, rtol=0)
+
+    def as_cpu64(t):
+        return t.detach().double().cpu()
+
+    reference = run_circuit_reference(as_cpu64(encoded), gates, as_cpu64(weights), n, as_cpu64(inputs))
+    atol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(as_cpu64(out), reference, atol=atol, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -537,7 +560,8 @@ def test_inactive_noise_equals_noiseless_and_allows_fusion():
     state = random_states(3, n)
     weights = torch.randn(9, dtype=F64)
     program = compile_gates(gates, n)  # fused
-    torch.testing.assert_close(run_circuit(state, program, weights, noise=Depolarizing()), run_circuit(state, program, weights))
+    inactive = run_circuit(state, program, weights, noise=Depolarizing())
+    torch.testing.assert_close(inactive, run_circuit(state, program, weights))
 
 
 def test_noise_with_a_fused_program_is_an_error():
@@ -550,7 +574,8 @@ def test_noise_with_a_fused_program_is_an_error():
 def test_noise_with_a_gate_list_compiles_unfused():
     n = 3
     gates = pqc_gates(n, 1, 1)
-    out = run_circuit(zero_state(4, n, torch.empty(0)), gates, torch.zeros(6), n, noise=Depolarizing(0.2, 0.2, torch.Generator().manual_seed(0)))
+    noise = Depolarizing(0.2, 0.2, torch.Generator().manual_seed(0))
+    out = run_circuit(zero_state(4, n, torch.empty(0)), gates, torch.zeros(6), n, noise=noise)
     torch.testing.assert_close(out.norm(dim=1), torch.ones(4))
 
 
@@ -558,7 +583,8 @@ def _noisy(gates, n, p1, p2, seed):
     program = compile_gates(gates, n, fuse=False)
 
     def fn(state, weights, inputs):  # a fresh, equally seeded generator per call: the same sampled errors
-        return run_circuit(state, program, weights, inputs=inputs, noise=Depolarizing(p1, p2, torch.Generator().manual_seed(seed)))
+        noise = Depolarizing(p1, p2, torch.Generator().manual_seed(seed))
+        return run_circuit(state, program, weights, inputs=inputs, noise=noise)
 
     return fn
 
@@ -603,7 +629,8 @@ def test_noisy_trajectory_equals_the_reference_with_its_errors_inserted():
     candidates = set()
     for pa in (X, y, Z):
         for pb in (X, y, Z):
-            u = on_wire(n, 1, pb) @ on_wire(n, 1, ry_matrix(-1.3)) @ cnot_matrix(n, 0, 1) @ on_wire(n, 0, pa) @ on_wire(n, 0, ry_matrix(0.7))
+            first = on_wire(n, 0, pa) @ on_wire(n, 0, ry_matrix(0.7))
+            u = on_wire(n, 1, pb) @ on_wire(n, 1, ry_matrix(-1.3)) @ cnot_matrix(n, 0, 1) @ first
             candidates.add(tuple(round(v, 9) for v in (u[:, 0] ** 2).tolist()))
     seen = {tuple(round(v, 9) for v in (row**2).tolist()) for row in out}
     assert seen <= candidates

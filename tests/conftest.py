@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny random text-encoder configs and a tokenizer over a small vocabulary (all offline)."""
+
+from __future__ import annotations
+
+import pytest
+
+# Special tokens first (BERT order), then the words of the tests' synthetic sentences.
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (
+    "the a this that movie film plot acting story was is very really quite not "
+    "good great fine superb lovely bad awful poor boring terrible"
+).split()
+
+
+@pytest.fixture
+def tiny_bert_config():
+    """A 2-layer, 32-wide random BERT config (``hidden_size=32``, ``vocab_size=99``)."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+
+
+@pytest.fixture
+def tiny_mpnet_config():
+    """A 2-layer, 32-wide random MPNet config (the architecture of all-mpnet-base-v2)."""
+    from transformers import MPNetConfig
+
+    return MPNetConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+
+
+@pytest.fixture
+def make_tokenizer():
+    """Factory: ``make_tokenizer(words=None)`` -> a ``BertTokenizer`` over ``TINY_VOCAB`` (or the given words).
+
+    Built with ``vocab={...}``: in transformers 5 ``BertTokenizer(vocab_file=...)`` silently ignores the file.
+    """
+    from transformers import BertTokenizer
+
+    def make(words=None):
+        tokens = TINY_VOCAB if words is None else ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(words)
+        return BertTokenizer(vocab={token: i for i, token in enumerate(tokens)})
+
+    return make
