@@ -83,6 +83,9 @@ def _proc_status_kb(field: str, pid: str = "self") -> Optional[int]:
 def worker(spec: dict) -> dict:
     import torch
 
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])  # OMP_NUM_THREADS (lightning's OpenMP) is set by the parent
+
     from modeling_qllm.heads import QuantumHead
 
     backend, qubits, batch = spec["backend"], spec["qubits"], spec["batch"]
@@ -148,7 +151,11 @@ def worker(spec: dict) -> dict:
 def run_guarded(spec: dict, timeout_s: float, memory_limit_mb: float) -> dict:
     """Run one worker; kill it past ``timeout_s`` or when its resident memory passes ``memory_limit_mb``."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    env = dict(os.environ)
+    if spec.get("threads"):
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(spec["threads"])
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     start, seen_mb, reason = time.monotonic(), 0.0, None
     while process.poll() is None:
         rss_kb = _proc_status_kb("VmRSS", str(process.pid))
@@ -226,6 +233,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement subprocess")
     parser.add_argument("--memory-limit-gb", type=float, default=None,
                         help="kill a measurement past this resident size (default: 60%% of MemAvailable)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per measurement (torch and OpenMP); default: the libraries' own choice. "
+                             "Use 1 on a shared machine: spinning OpenMP threads on busy cores cost 2-15x")
     parser.add_argument("--backends", nargs="+", default=None, help=f"subset of {CPU_BACKENDS + CUDA_BACKENDS}")
     parser.add_argument("--markdown", action="store_true", help="print a README-ready markdown table")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -244,7 +254,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     cpu = os.cpu_count()
     print(f"# simulator benchmark: forward + backward w.r.t. all weights (loss = sum of logits)")
     print(f"# {describe_shape()}")
-    print(f"# machine: {cpu} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    threads = args.threads or torch.get_num_threads()
+    print(f"# machine: {cpu} CPU cores, torch {torch.__version__}, {threads} thread(s) per measurement "
+          f"({'--threads' if args.threads else 'default'}), "
           f"cuda: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
     print(f"# one fresh subprocess per measurement; one warm-up, then the median of up to {args.repeats} runs "
           f"(fewer when one run is long: about {args.case_seconds:.0f} s of repeats per measurement; a first run "
@@ -266,7 +278,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             for backend in backends:
                 if backend in PENNYLANE_BACKENDS and qubits > args.skip_pennylane_above:
                     continue
-                spec = dict(backend=backend, qubits=qubits, batch=batch, repeats=args.repeats,
+                spec = dict(backend=backend, qubits=qubits, batch=batch, repeats=args.repeats, threads=args.threads,
                             case_seconds=args.case_seconds, lightning_samples=args.lightning_samples)
                 started = time.monotonic()
                 result = run_guarded(spec, args.timeout, limit_mb)

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Dict, Optional, Union
 
@@ -124,6 +125,10 @@ class QLLMConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         kwargs.setdefault("auto_map", dict(AUTO_MAP))
+        if isinstance(self.body_config, PreTrainedConfig):
+            # Own a copy: PreTrainedConfig.__post_init__ resets the sub-config's attention implementation, so an
+            # aliased config would switch a model already built on it to attention that ignores padding.
+            self.body_config = copy.deepcopy(self.body_config)
         super().__post_init__(**kwargs)
         for name, value, choices in (
             ("head_type", self.head_type, HEAD_TYPE_CHOICES),

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Union
 
 import torch
@@ -132,7 +133,7 @@ class QuantumSequenceClassification(QLLMPreTrainedModel):
             pretrained_model_name_or_path, *model_args, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
         )
         if not allow_reinit:
-            check_loading_info(info, pretrained_model_name_or_path)
+            check_loading_info(info, pretrained_model_name_or_path, model.body)
         if model.config.freeze_body:
             model.body.requires_grad_(False)
         return (model, info) if output_loading_info else model
@@ -266,16 +267,24 @@ def check_class_labels(labels: torch.Tensor, num_labels: int) -> None:
         )
 
 
-def check_loading_info(info: Dict[str, Any], source: Any) -> None:
-    """Raise when ``from_pretrained``'s loading info shows weights re-initialised or dropped."""
+def check_loading_info(info: Dict[str, Any], source: Any, body: Optional[nn.Module] = None) -> None:
+    """Raise when ``from_pretrained``'s loading info shows weights re-initialised or dropped (keys the body's own
+    class tells transformers to ignore, such as weights of older checkpoint formats, are ignored here too)."""
+
+    def relevant(keys, ignore_attribute):
+        patterns = getattr(body, ignore_attribute, None) or ()
+        return sorted(k for k in keys if not any(re.search(p, k.removeprefix("body.")) for p in patterns))
+
+    missing = relevant(info["missing_keys"], "_keys_to_ignore_on_load_missing")
+    unexpected = relevant(info["unexpected_keys"], "_keys_to_ignore_on_load_unexpected")
     problems = []
     if info["mismatched_keys"]:
         shapes = [f"{key} (checkpoint {tuple(ckpt)}, config {tuple(model)})" for key, ckpt, model in sorted(info["mismatched_keys"])]
         problems.append(f"shapes differ for {', '.join(shapes[:5])}")
-    if info["missing_keys"]:
-        problems.append(f"missing from the checkpoint: {sorted(info['missing_keys'])[:5]}")
-    if info["unexpected_keys"]:
-        problems.append(f"not used by the config: {sorted(info['unexpected_keys'])[:5]}")
+    if missing:
+        problems.append(f"missing from the checkpoint: {missing[:5]}")
+    if unexpected:
+        problems.append(f"not used by the config: {unexpected[:5]}")
     if problems:
         raise ValueError(
             f"checkpoint {source} does not match its config ({'; '.join(problems)}); was config.json edited after "

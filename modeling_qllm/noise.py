@@ -38,7 +38,6 @@ import torch
 from .circuits import Gate
 from .statevector import (
     Depolarizing,
-    _halves,
     apply_cnot,
     apply_ry,
     compile_gates,
@@ -154,7 +153,8 @@ def measure_probabilities(probs, n_qubits, wires, noise: Optional[NoiseModel], m
 def apply_readout_error(probs: torch.Tensor, n_bits: int, flip: float) -> torch.Tensor:
     """Distribution of the read bits when each one flips independently with probability ``flip``."""
     for wire in range(n_bits):
-        a, b = _halves(probs, n_bits, wire)
+        view = probs.reshape(probs.shape[0], 2**wire, 2, 2 ** (n_bits - wire - 1))
+        a, b = view[:, :, 0], view[:, :, 1]
         probs = torch.stack(((1 - flip) * a + flip * b, flip * a + (1 - flip) * b), dim=2).reshape(probs.shape)
     return probs
 

@@ -27,9 +27,9 @@ def tiny_mpnet_config():
     return MPNetConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_tokenizer():
-    """Factory: ``make_tokenizer(words=None)`` -> a ``BertTokenizer`` over ``TINY_VOCAB`` (or the given words).
+    """Factory: ``make_tokenizer(words=None)`` -> a new ``BertTokenizer`` over ``TINY_VOCAB`` (or the given words).
 
     Built with ``vocab={...}``: in transformers 5 ``BertTokenizer(vocab_file=...)`` silently ignores the file.
     """

@@ -70,6 +70,13 @@ def test_body_config_nested_from_object_dict_or_default(tiny_bert_config):
     assert QLLMConfig().body_config.model_type == "bert" and QLLMConfig().embedding_size == 768
 
 
+def test_body_config_is_copied_not_aliased(tiny_bert_config):
+    tiny_bert_config._attn_implementation = "sdpa"
+    config = QLLMConfig(body_config=tiny_bert_config)
+    assert config.body_config is not tiny_bert_config
+    assert tiny_bert_config._attn_implementation == "sdpa"  # the caller's config is not modified
+
+
 def test_embedding_size_of_other_bodies():
     distil = DistilBertConfig(vocab_size=99, dim=48, n_layers=1, n_heads=4, hidden_dim=37)
     assert QLLMConfig(body_config=distil).embedding_size == 48

@@ -375,30 +375,24 @@ def test_matching_checkpoint_reports_nothing(tmp_path, model):
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
 
 
-def test_debug(tmp_path, tiny_bert_config, batch):
-    model = build(tiny_bert_config, head_type="mlp", mlp_hidden_size="match_quantum")
-    QLLMConfig(body_config=tiny_bert_config).quantum_parameter_count()
-    embeddings = model.eval().embed(**batch).detach()
-    labels = torch.tensor([1, 0, 0, 1])
-    optimizer = torch.optim.Adam(model.parameter_groups(head_lr=0.05))
-    model.train()
-    for _ in range(15):
-        loss = model(sentence_embeddings=embeddings, labels=labels).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
-    model.save_pretrained(tmp_path)
-    reloaded = QuantumSequenceClassification.from_pretrained(tmp_path)
-    sd1, sd2 = model.state_dict(), reloaded.state_dict()
-    print([k for k in sd1 if not torch.equal(sd1[k], sd2[k])])
-    e1, e2 = model.embed(**batch), reloaded.embed(**batch)
-    print((e1 - e2).abs().max(dim=1))
-    print(model.classifier(e1) - reloaded.classifier(e1))
-    print(model.classifier.net[0].weight.dtype, reloaded.classifier.net[0].weight.dtype)
-    h1 = model.classifier.net[:2](e1); h2 = reloaded.classifier.net[:2](e1)
-    print(h1 - h2, h1)
-    a = model(**batch).logits; b = model(**batch).logits; c = reloaded(**batch).logits
-    print(a - b, a - c)
-    print(model.classifier(model.embed(**batch)) - a)
-    assert 0
+
+def test_another_config_on_the_same_body_config_leaves_a_model_alone(tiny_bert_config, batch):
+    # regression: QLLMConfig used to alias its body_config and reset its attention implementation, after which the
+    # first model's body attended to padding tokens
+    model = build(tiny_bert_config).eval()
+    before = model(**batch).logits
+    QLLMConfig(body_config=tiny_bert_config, head_type="linear")
+    QLLMConfig(body_config=model.config.body_config)
+    assert torch.equal(model(**batch).logits, before)
+
+
+def test_keys_the_body_class_ignores_are_not_errors():
+    from modeling_qllm.modeling_qllm import check_loading_info
+
+    class Body(nn.Module):  # as DebertaV2PreTrainedModel: old checkpoints hold unused position embeddings
+        _keys_to_ignore_on_load_unexpected = ["position_embeddings"]
+
+    info = {"missing_keys": set(), "mismatched_keys": set(), "unexpected_keys": {"body.embeddings.position_embeddings"}}
+    check_loading_info(info, "ckpt", Body())
+    with pytest.raises(ValueError, match=r"checkpoint ckpt does not match its config \(not used by the config"):
+        check_loading_info(info, "ckpt", None)

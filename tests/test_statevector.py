@@ -21,7 +21,7 @@ from modeling_qllm.statevector import (
     compile_gates,
     expval_z,
     marginal_probabilities,
-    pauli_rows_,
+    pauli_samples_,
     ry_,
     run_circuit,
     run_circuit_reference,
@@ -181,9 +181,9 @@ def test_ry_kernels_match_dense(n):
         theta = 0.3 + 1.1 * wire
         expected = state @ on_wire(n, wire, ry_matrix(theta)).T
         torch.testing.assert_close(apply_ry(state, n, wire, torch.tensor(theta, dtype=F64)), expected)
-        inplace = state.clone()
+        inplace = state.t().contiguous()  # in-place kernels act on amplitude-major (2**n, batch) states
         ry_(inplace, n, wire, *half_angle(theta))
-        torch.testing.assert_close(inplace, expected)
+        torch.testing.assert_close(inplace.t(), expected)
 
 
 def test_ry_with_one_angle_per_row_matches_dense():
@@ -205,9 +205,9 @@ def test_cnot_kernels_match_dense_for_every_pair(n):
     for c, t in pairs:
         expected = state @ cnot_matrix(n, c, t).T
         torch.testing.assert_close(apply_cnot(state, n, c, t), expected, atol=0, rtol=0)
-        inplace = state.clone()
+        inplace = state.t().contiguous()
         cnot_(inplace, n, c, t)
-        torch.testing.assert_close(inplace, expected, atol=0, rtol=0)
+        torch.testing.assert_close(inplace.t(), expected, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])
@@ -221,24 +221,24 @@ def test_fused_cnot_ry_kernel_and_its_inverse_match_dense(n):
             if c == t:
                 continue
             u = on_wire(n, t, ry_matrix(theta)) @ cnot_matrix(n, c, t)  # CNOT first, then RY on the target
-            forward = state.clone()
+            forward = state.t().contiguous()
             cnot_ry_(forward, n, c, t, c_, s_)
-            torch.testing.assert_close(forward, state @ u.T)
-            backward = state.clone()
+            torch.testing.assert_close(forward.t(), state @ u.T)
+            backward = state.t().contiguous()
             cnot_ry_(backward, n, c, t, c_, s_, inverse=True)
-            torch.testing.assert_close(backward, state @ u)  # u^-1 = u^T
+            torch.testing.assert_close(backward.t(), state @ u)  # u^-1 = u^T
 
 
-def test_pauli_rows_kernel_touches_only_the_chosen_rows():
+def test_pauli_kernel_touches_only_the_chosen_samples():
     n, g = 3, torch.Generator().manual_seed(3)
     state = random_states(5, n, generator=g)
     rows = torch.tensor([1, 3])
     for pauli, m in (("X", X), ("Z", Z)):
-        out = state.clone()
-        pauli_rows_(out, n, 2, rows, pauli)
+        out = state.t().contiguous()
+        pauli_samples_(out, n, 2, rows, pauli)
         expected = state.clone()
         expected[rows] = state[rows] @ on_wire(n, 2, m).T
-        torch.testing.assert_close(out, expected, atol=0, rtol=0)
+        torch.testing.assert_close(out.t(), expected, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])

@@ -138,17 +138,20 @@ def embed_texts(
         model_or_fn.eval()
     outputs = []
     try:
+        # Batches of similar length pad little: sorting by length makes embedding several times faster.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         starts = range(0, len(texts), batch_size)
         if show_progress and tqdm is not None:
             starts = tqdm(starts, desc="embedding", unit="batch")
         for start in starts:
-            batch = texts[start:start + batch_size]
+            rows = order[start:start + batch_size]
+            batch = [texts[i] for i in rows]
             enc = tokenizer(batch, padding=True, truncation=max_length is not None, max_length=max_length,
                             return_tensors="pt")
             if check_length and enc["input_ids"].shape[1] > limit:
                 lengths = enc["attention_mask"].sum(1)
                 i = int(lengths.argmax())
-                raise ValueError(f"texts[{start + i}] has {int(lengths[i])} tokens, more than the tokenizer's "
+                raise ValueError(f"texts[{rows[i]}] has {int(lengths[i])} tokens, more than the tokenizer's "
                                  f"model_max_length={limit}; pass max_length= to truncate on purpose.")
             inputs = {k: enc[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
             outputs.append(_check_embeddings(model_or_fn(**inputs), len(batch), "model_or_fn").detach().cpu())
@@ -157,4 +160,5 @@ def embed_texts(
             model_or_fn.train()
     if not outputs:
         raise ValueError("texts is empty; there is nothing to embed.")
-    return torch.cat(outputs)
+    embeddings = torch.cat(outputs)
+    return embeddings[torch.argsort(torch.tensor(order))]
