@@ -139,40 +139,47 @@ def _controlled_halves(state: torch.Tensor, n_qubits: int, control: int, target:
     return sub[:, 0], sub[:, 1]
 
 
-def mix_(a: torch.Tensor, b: torch.Tensor, m00, m01, m10, m11) -> None:
+def _copy_to_scratch(view: torch.Tensor, scratch: Optional[torch.Tensor]) -> torch.Tensor:
+    # A fresh multi-MB tensor per gate costs page faults that take longer than the arithmetic: reuse one buffer.
+    if scratch is None:
+        return view.clone()
+    return scratch[: view.numel()].view(view.shape).copy_(view)
+
+
+def mix_(a: torch.Tensor, b: torch.Tensor, m00, m01, m10, m11, scratch: Optional[torch.Tensor] = None) -> None:
     """``(a, b) <- (m00 a + m01 b, m10 a + m11 b)`` in place; coefficients are 0-d tensors or one per sample
-    (shape ``(batch,)``, broadcast along the innermost axis)."""
-    a_old = a.clone()
+    (shape ``(batch,)``, broadcast along the innermost axis). ``scratch``: optional flat buffer of >= a.numel()."""
+    a_old = _copy_to_scratch(a, scratch)
     a.mul_(m00).addcmul_(b, m01)
     b.mul_(m11).addcmul_(a_old, m10)
 
 
-def swap_(a: torch.Tensor, b: torch.Tensor) -> None:
+def swap_(a: torch.Tensor, b: torch.Tensor, scratch: Optional[torch.Tensor] = None) -> None:
     """Exchange two equally shaped views in place (an X on the wire that separates them)."""
-    a_old = a.clone()
+    a_old = _copy_to_scratch(a, scratch)
     a.copy_(b)
     b.copy_(a_old)
 
 
-def ry_(state, n_qubits, wire, cos, sin) -> None:
+def ry_(state, n_qubits, wire, cos, sin, scratch=None) -> None:
     """RY on ``wire``: ``[[c, -s], [s, c]]`` with ``c = cos(theta/2)``, ``s = sin(theta/2)``."""
-    mix_(*_halves(state, n_qubits, wire), cos, -sin, sin, cos)
+    mix_(*_halves(state, n_qubits, wire), cos, -sin, sin, cos, scratch)
 
 
-def cnot_(state, n_qubits, control, target) -> None:
+def cnot_(state, n_qubits, control, target, scratch=None) -> None:
     """CNOT: a permutation, swapping the target's halves where the control is 1."""
-    swap_(*_controlled_halves(state, n_qubits, control, target, 1))
+    swap_(*_controlled_halves(state, n_qubits, control, target, 1), scratch)
 
 
-def cnot_ry_(state, n_qubits, control, target, cos, sin, inverse: bool = False) -> None:
+def cnot_ry_(state, n_qubits, control, target, cos, sin, inverse: bool = False, scratch=None) -> None:
     """CNOT(control -> target) followed by RY on the target (or its inverse), one pass over each control half.
 
     Where the control is 0 this is RY (RY^T for the inverse); where it is 1 it is ``RY @ X = [[-s, c], [c, s]]``,
     a reflection and hence its own inverse.
     """
     sin_01 = sin if inverse else -sin
-    mix_(*_controlled_halves(state, n_qubits, control, target, 0), cos, sin_01, -sin_01, cos)
-    mix_(*_controlled_halves(state, n_qubits, control, target, 1), -sin, cos, cos, sin)
+    mix_(*_controlled_halves(state, n_qubits, control, target, 0), cos, sin_01, -sin_01, cos, scratch)
+    mix_(*_controlled_halves(state, n_qubits, control, target, 1), -sin, cos, cos, sin, scratch)
 
 
 def pauli_samples_(state, n_qubits, wire, samples: torch.Tensor, pauli: str) -> None:
@@ -272,17 +279,17 @@ def _coefficients(source, index, weight_cs, input_cs):
     return input_cs[0][:, index], input_cs[1][:, index]
 
 
-def _apply_op(state, n, op, weight_cs, input_cs, inverse=False) -> torch.Tensor:
+def _apply_op(state, n, op, weight_cs, input_cs, inverse=False, scratch=None) -> torch.Tensor:
     """Apply one op (or its inverse) in place to an amplitude-major state."""
     kind = op[0]
     if kind == "cnot":
-        cnot_(state, n, op[1], op[2])
+        cnot_(state, n, op[1], op[2], scratch)
     elif kind == "ry":
         c, s = _coefficients(op[2], op[3], weight_cs, input_cs)
-        ry_(state, n, op[1], c, -s if inverse else s)
+        ry_(state, n, op[1], c, -s if inverse else s, scratch)
     elif kind == "cnot_ry":
         c, s = _coefficients(op[3], op[4], weight_cs, input_cs)
-        cnot_ry_(state, n, op[1], op[2], c, s, inverse)
+        cnot_ry_(state, n, op[1], op[2], c, s, inverse, scratch)
     elif kind == "pauli":
         pauli_samples_(state, n, op[1], op[2], op[3])
     return state
@@ -312,13 +319,14 @@ def _sample_paulis(batch: int, wires: Tuple[int, ...], p: float, generator, devi
 def _execute(state, program: Program, weight_cs, input_cs, noise: Optional[Depolarizing]):
     """Run the program in place on an amplitude-major ``state`` (a private copy); return it and the ops actually
     applied (with sampled errors) for the backward pass."""
+    scratch = state.new_empty(state.numel() // 2)
     if noise is None or not noise.active:
         for op in program.ops:
-            state = _apply_op(state, program.n_qubits, op, weight_cs, input_cs)
+            _apply_op(state, program.n_qubits, op, weight_cs, input_cs, scratch=scratch)
         return state, list(program.ops)
     applied = []
     for op in program.ops:
-        state = _apply_op(state, program.n_qubits, op, weight_cs, input_cs)
+        _apply_op(state, program.n_qubits, op, weight_cs, input_cs, scratch=scratch)
         applied.append(op)
         if op[0] == "cnot" and noise.p2 > 0:
             errors = _sample_paulis(state.shape[1], (op[1], op[2]), noise.p2, noise.generator, state.device)
@@ -332,12 +340,15 @@ def _execute(state, program: Program, weight_cs, input_cs, noise: Optional[Depol
     return state, applied
 
 
-def _generator_overlap(both: torch.Tensor, n: int, wire: int, batch: int) -> torch.Tensor:
+def _generator_overlap(both: torch.Tensor, n: int, wire: int, batch: int, scratch: torch.Tensor) -> torch.Tensor:
     """Per-sample ``0.5 * <grad, G psi>`` with ``G = [[0, -1], [1, 0]]`` (the derivative of RY(theta) times RY^T),
     for ``both = [psi | grad]``, an amplitude-major ``(2**n, 2 * batch)`` state pair."""
     view = both.view(2**wire, 2, 2 ** (n - wire - 1), 2, batch)
     p0, p1, g0, g1 = view[:, 0, :, 0], view[:, 1, :, 0], view[:, 0, :, 1], view[:, 1, :, 1]
-    return 0.5 * ((g1 * p0).sum(dim=(0, 1)) - (g0 * p1).sum(dim=(0, 1)))
+    product = scratch[: p0.numel()].view(p0.shape)
+    torch.mul(g1, p0, out=product)
+    product.addcmul_(g0, p1, value=-1)
+    return 0.5 * product.sum(dim=(0, 1))
 
 
 def _transposed_copy(matrix: torch.Tensor) -> torch.Tensor:
@@ -365,10 +376,11 @@ class _AdjointCircuit(torch.autograd.Function):
         weight_cs = (torch.cos(weights / 2), torch.sin(weights / 2))
         input_cs = (torch.cos(inputs / 2).repeat(2, 1), torch.sin(inputs / 2).repeat(2, 1))
         weight_terms, weight_index, input_terms, input_index = [], [], [], []
+        scratch = both.new_empty(both.numel() // 2)
         for op in reversed(ctx.applied):
             if op[0] in ("ry", "cnot_ry"):
                 wire, source, index = (op[1], op[2], op[3]) if op[0] == "ry" else (op[2], op[3], op[4])
-                overlap = _generator_overlap(both, n, wire, batch)
+                overlap = _generator_overlap(both, n, wire, batch, scratch)
                 if source == "weight":
                     weight_terms.append(overlap.sum())
                     weight_index.append(index)
@@ -377,7 +389,7 @@ class _AdjointCircuit(torch.autograd.Function):
                     input_index.append(index)
             if op[0] == "pauli":  # the sampled errors hold for psi and for its gradient alike
                 op = ("pauli", op[1], torch.cat((op[2], op[2] + batch)), op[3])
-            _apply_op(both, n, op, weight_cs, input_cs, inverse=True)
+            _apply_op(both, n, op, weight_cs, input_cs, inverse=True, scratch=scratch)
         grad_weights = torch.zeros_like(weights)
         if weight_terms:
             index = torch.tensor(weight_index, device=weights.device)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+# The tests run tiny models: one intra-op thread beats several contending ones by far on small or busy machines
+# (the plugin tests: about 26 s instead of 50-80 s on 2 loaded cores). QLLM_TEST_THREADS=N overrides.
+torch.set_num_threads(int(os.environ.get("QLLM_TEST_THREADS", "1")))
 
 # Special tokens first (BERT order), then the words of the tests' synthetic sentences.
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (

@@ -172,7 +172,8 @@ def run_fresh(tmp_path: Path, checkpoint_path: Path, *sentences: str, hub_url: s
     script = tmp_path / "load_checkpoint.py"
     script.write_text(FRESH_PROCESS)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP", "HF_ENDPOINT")}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_MODULES_CACHE=str(tmp_path / "modules"), TRANSFORMERS_VERBOSITY="error")
+    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_MODULES_CACHE=str(tmp_path / "modules"), TRANSFORMERS_VERBOSITY="error",
+               OMP_NUM_THREADS=str(torch.get_num_threads()))
     if hub_url:
         env.update(HF_ENDPOINT=hub_url, QLLM_TEST_HUB_REPO=hub_repo)
         env.pop("HF_HUB_OFFLINE", None)

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -267,6 +268,9 @@ def _train_quantum(settings, template, split, seed, embeddings, labels, tokenize
         train, val, test = (_text_dataset(split, p, tokenizer, settings.max_length) for p in ("train", "validation", "test"))
         collator = DataCollatorWithPadding(tokenizer)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    # forward(**kwargs) makes Trainer believe the model normalises its loss by `num_items_in_batch`; it then multiplies
+    # the (already averaged) loss by the number of processes, so DDP would double every loss and gradient.
+    base.accepts_loss_kwargs = False
     optimizer = torch.optim.AdamW(base.parameter_groups(settings.learning_rate, settings.body_learning_rate))
     eval_batch = settings.eval_batch_size or (1024 if settings.finetune == "frozen" else 64)
     tensorboard = _tensorboard_callback(run_dir / "tensorboard")
@@ -342,6 +346,9 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(settings.body)
     template = QuantumSequenceClassification.from_body(settings.body, id2label=id2label, **settings.head)
+    # from_body returns a model in training mode; embeddings must come without dropout (embed_texts only switches
+    # nn.Modules to eval, and gets the bound method template.embed).
+    template.eval()
     merged = splits[0].dataset
     labels = np.asarray(merged["label"], dtype=np.int64)
 
@@ -416,7 +423,7 @@ def _embedding_key(settings: ExperimentSettings, model: QuantumSequenceClassific
     digest = hashlib.sha256()
     for name, tensor in sorted(model.body.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     c = model.config
     return (f"{settings.body}|weights={digest.hexdigest()[:16]}|pool={c.pooling}|norm={c.normalize_embeddings}"
             f"|max_length={settings.max_length}")
@@ -458,7 +465,10 @@ def summarize_runs(records: List[Dict[str, Any]], settings: ExperimentSettings, 
     comparisons = {}
     for name, runs in heads.items():
         if name != "quantum" and len(runs) == len(quantum_acc) and len(runs) > 1:
-            comparisons[f"quantum_minus_{name}"] = asdict(paired_difference(quantum_acc, [r["accuracy"] for r in runs]))
+            with warnings.catch_warnings():  # scipy warns when all differences are equal (p is then 0 or nan)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                diff = paired_difference(quantum_acc, [r["accuracy"] for r in runs])
+            comparisons[f"quantum_minus_{name}"] = asdict(diff)
     return {
         "settings": asdict(settings), "config": template.config.to_diff_dict(),
         "head_parameter_counts": template.classifier.parameter_counts(), "summary": summary,
