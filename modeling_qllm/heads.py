@@ -135,6 +135,10 @@ class QuantumHead(nn.Module):
         check_register(width, final_connectivity, final_layers, extra_column, "final PQC2")
         if not isinstance(measured_qubits, int) or not 1 <= measured_qubits <= width:
             raise ValueError(f"measured_qubits={measured_qubits!r}; expected 1 <= measured_qubits <= {width} (module 2's qubits)")
+        if not isinstance(init_scale, (int, float)) or not 0 <= init_scale <= 2 * math.pi:
+            raise ValueError(f"init_scale={init_scale!r}; expected a number in [0, 2pi] (angles start uniform in +-init_scale)")
+        if not isinstance(angle_scale, (int, float)) or not math.isfinite(angle_scale):
+            raise ValueError(f"angle_scale={angle_scale!r}; expected a finite number")
         self.noise = NoiseModel(shots, depolarizing_1q, depolarizing_2q, readout_error, noise_scope, noise_method)
 
         self.embedding_size, self.num_labels = embedding_size, num_labels

@@ -92,7 +92,8 @@ class QuantumSequenceClassification(QLLMPreTrainedModel):
         """A classifier on a pretrained text encoder (Hub id or local path) with a fresh head.
 
         Circuit settings not given keep their defaults, sized to the body: ``encoder_qubits`` holds the embedding
-        (384 -> 9, 768 -> 10) with zero padding, as in the paper.
+        (384 -> 9, 768 -> 10) with zero padding, as in the paper. A sentence-transformers folder's own pooling
+        (``1_Pooling/config.json``: mean or CLS) and ``Normalize`` module are followed unless settings say otherwise.
 
         Example:
             >>> model = QuantumSequenceClassification.from_body("sentence-transformers/all-MiniLM-L6-v2",
@@ -100,6 +101,7 @@ class QuantumSequenceClassification(QLLMPreTrainedModel):
         """
         body = AutoModel.from_pretrained(body_name_or_path)
         if config is None:
+            settings = {**sentence_transformer_pooling(body_name_or_path), **settings}
             if id2label is not None:
                 settings["id2label"] = {int(k): v for k, v in id2label.items()}
                 settings["label2id"] = {v: int(k) for k, v in id2label.items()}
@@ -254,6 +256,42 @@ class QuantumSequenceClassification(QLLMPreTrainedModel):
         return counts
 
 
+def sentence_transformer_pooling(body_name_or_path: str) -> Dict[str, Any]:
+    """Pooling settings a sentence-transformers checkpoint declares in ``modules.json`` (empty if none).
+
+    Example:
+        >>> sentence_transformer_pooling("/nonexistent")
+        {}
+    """
+    import json
+    import os
+
+    def read(name: str) -> Optional[dict]:
+        path = os.path.join(body_name_or_path, name)
+        if not os.path.isfile(path):
+            try:  # a Hub id: the files may be cached or reachable; a plain transformers model has none
+                from huggingface_hub import hf_hub_download
+
+                path = hf_hub_download(body_name_or_path, name)
+            except Exception:
+                return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    modules = read("modules.json")
+    if not isinstance(modules, list):
+        return {}
+    settings: Dict[str, Any] = {"normalize_embeddings": any(m.get("type", "").endswith("Normalize") for m in modules)}
+    for module in modules:
+        if module.get("type", "").endswith("Pooling"):
+            pooling = read(os.path.join(module.get("path", "1_Pooling"), "config.json")) or {}
+            if pooling.get("pooling_mode_cls_token"):
+                settings["pooling"] = "cls"
+            elif pooling.get("pooling_mode_mean_tokens", True):
+                settings["pooling"] = "mean"
+    return settings
+
+
 def check_class_labels(labels: torch.Tensor, num_labels: int) -> None:
     """Single-label targets must be integer class indices in ``[0, num_labels)``."""
     if labels.is_floating_point():
@@ -320,4 +358,7 @@ def add_sentence_embeddings(dataset, model: QuantumSequenceClassification, token
         model.train(was_training)
 
 
-__all__ = ["QuantumSequenceClassification", "QLLMPreTrainedModel", "pool", "build_head", "add_sentence_embeddings"]
+__all__ = [
+    "QuantumSequenceClassification", "QLLMPreTrainedModel", "pool", "build_head", "add_sentence_embeddings",
+    "sentence_transformer_pooling",
+]

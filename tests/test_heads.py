@@ -519,3 +519,9 @@ def test_mlp_hidden_for_budget_rejects_non_positive_integers(name, args):
     bad = args[("embedding_size", "num_labels", "budget").index(name)]
     with pytest.raises(ValueError, match=rf"^{name} must be a positive integer, got {bad!r}$"):
         mlp_hidden_for_budget(*args)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 7.0, "pi"])
+def test_init_scale_out_of_range_is_a_value_error(bad):
+    with pytest.raises(ValueError, match=r"init_scale=.*expected a number in \[0, 2pi\]"):
+        QuantumHead(16, 2, encoder_qubits=4, init_scale=bad)

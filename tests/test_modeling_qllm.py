@@ -396,3 +396,19 @@ def test_keys_the_body_class_ignores_are_not_errors():
     check_loading_info(info, "ckpt", Body())
     with pytest.raises(ValueError, match=r"checkpoint ckpt does not match its config \(not used by the config"):
         check_loading_info(info, "ckpt", None)
+
+
+def test_sentence_transformer_pooling_follows_modules_json(tmp_path):
+    import json
+
+    from modeling_qllm.modeling_qllm import sentence_transformer_pooling
+
+    assert sentence_transformer_pooling(str(tmp_path)) == {}  # a plain transformers folder declares nothing
+    (tmp_path / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    assert sentence_transformer_pooling(str(tmp_path)) == {"normalize_embeddings": True, "pooling": "cls"}
