@@ -128,7 +128,8 @@ def main(argv=None) -> dict:
     try:
         return run_experiment(settings)
     except ExperimentInputError as err:  # bad data or settings, found before any training: no traceback needed
-        build_parser().exit(2, f"{Path(sys.argv[0]).name}: error: {err}\n")
+        hint = " (recipe: --text-column / --label-column)" if "column" in str(err) else ""
+        build_parser().exit(2, f"{Path(sys.argv[0]).name}: error: {err}{hint}\n")
 
 
 if __name__ == "__main__":

@@ -158,6 +158,20 @@ def make_splits(settings: ExperimentSettings, dsd) -> List[Split]:
     return standard_splits(dsd)
 
 
+def _check_local_files(source: str) -> None:
+    """An empty text file of a local split fails inside `datasets` with a bare StopIteration: name it instead."""
+    from .data import FILE_FORMATS, SPLIT_NAMES
+
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return
+    for split in SPLIT_NAMES:
+        for ext in FILE_FORMATS:
+            path = folder / f"{split}.{ext}"
+            if ext != "parquet" and path.is_file() and not path.read_bytes().strip():
+                raise ValueError(f"Split {split!r} is empty: {path} holds no rows.")
+
+
 def load_and_check_data(settings: ExperimentSettings):
     """Load, validate and split the data; return ``(splits, id2label)``. Raises ``ValueError`` on bad input.
 
@@ -165,6 +179,7 @@ def load_and_check_data(settings: ExperimentSettings):
     ``0..K-1`` with every class present (``K`` from ``label_names``, the ``ClassLabel`` or the largest label + 1),
     and every training set must hold every class.
     """
+    _check_local_files(settings.data)
     dsd = load_text_classification(settings.data, settings.text_column, settings.label_column)
     declared = len(settings.label_names) if settings.label_names is not None else None
     num_labels = validate_dataset(dsd, declared)
@@ -181,8 +196,8 @@ def load_and_check_data(settings: ExperimentSettings):
     absent = [c for c, n in counts.items() if n == 0]
     if absent:
         raise ValueError(f"Labels must be the class ids 0..{num_labels - 1} with every class present, but label(s) "
-                         f"{absent} never occur (counts per label: {counts}). Renumber the labels, or pass "
-                         "label_names to declare the classes.")
+                         f"{absent} never occur (counts per label: {counts}). Renumber the labels 0..K-1"
+                         + (", or fix label_names." if settings.label_names is not None else "."))
     if num_labels < 2:
         raise ValueError(f"Only one class (label 0) in the data; classification needs at least 2 (counts: {counts}).")
     splits = make_splits(settings, dsd)
@@ -401,6 +416,7 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
     metrics = summarize_runs(records, settings, template, time.perf_counter() - start)
     metrics["published_run"] = published
     metrics["experiment_wall_time_s"] = metrics["wall_time_s"] + reused_time
+    metrics["environment"] = _environment(state)
     if state.is_main_process:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         print(format_table(metrics), flush=True)
@@ -413,6 +429,16 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
                 print(f"pushed {out / 'model'} to {settings.push_to_hub}: {url}", flush=True)
     state.wait_for_everyone()
     return metrics
+
+
+def _environment(state) -> Dict[str, Any]:
+    """Where this invocation ran: processes, device, versions."""
+    import accelerate
+    import transformers
+
+    return {"num_processes": state.num_processes, "distributed_type": str(state.distributed_type.value),
+            "device": str(state.device), "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "torch": torch.__version__, "transformers": transformers.__version__, "accelerate": accelerate.__version__}
 
 
 def _embedding_key(settings: ExperimentSettings, model: QuantumSequenceClassification) -> str:
