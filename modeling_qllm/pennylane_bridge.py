@@ -47,6 +47,24 @@ import torch
 
 from .circuits import Gate, num_inputs, num_weights
 
+
+# Imports inside `try` blocks are not required by transformers' remote-code check, so a checkpoint loads from the
+# Hub on a machine without PennyLane; only the bridge's own functions need it.
+def _pennylane():
+    try:
+        import pennylane
+    except ImportError as error:
+        raise ImportError("the PennyLane bridge needs PennyLane: pip install pennylane") from error
+    return pennylane
+
+
+def _numpy():
+    try:
+        import numpy
+    except ImportError as error:
+        raise ImportError("the PennyLane bridge needs numpy (PennyLane installs it)") from error
+    return numpy
+
 STATE_PREP_CHOICES = ("amplitude", "zero")
 READOUT_CHOICES = ("bitflip", "device")
 
@@ -88,7 +106,7 @@ def two_qubit_depolarizing_kraus(p2: float) -> list:
         >>> len(ks), bool(np.allclose(sum(k.conj().T @ k for k in ks), np.eye(4)))
         (16, True)
     """
-    import numpy as np
+    np = _numpy()
 
     if not 0.0 <= p2 <= 1.0:
         raise ValueError(f"p2={p2!r}; expected a probability in [0, 1]")
@@ -125,7 +143,7 @@ def gates_to_pennylane(gates: Sequence[Gate], weights, inputs_row=None, noise: A
             after every RY, the 16-Kraus two-qubit depolarizing channel after every CNOT. Readout error and shots
             are not gates: :func:`circuit_qnode` handles them.
     """
-    import pennylane as qml
+    qml = _pennylane()
 
     p1, p2, _, _ = noise_rates(noise)
     kraus = two_qubit_depolarizing_kraus(p2) if p2 > 0 else None
@@ -156,7 +174,7 @@ def _device_name(device) -> str:
 
 def _make_device(device, n_qubits: int, noise: Any, device_kwargs: dict, readout: str):
     """A PennyLane device for ``n_qubits`` wires; noise settings checked against what the device can do."""
-    import pennylane as qml
+    qml = _pennylane()
 
     p1, p2, readout_error, _ = noise_rates(noise)
     name = _device_name(device)
@@ -242,7 +260,7 @@ def circuit_qnode(
         >>> run_qnode(qnode, torch.zeros(6, dtype=torch.float64)).tolist()
         [[1.0]]
     """
-    import pennylane as qml
+    qml = _pennylane()
 
     if state_prep not in STATE_PREP_CHOICES:
         raise ValueError(f"state_prep={state_prep!r}; expected one of {STATE_PREP_CHOICES}")
@@ -454,7 +472,7 @@ def draw(
         0: ─╭●─────╭X──RY─┤  <Z>
         1: ─╰X──RY─╰●─────┤  <Z>
     """
-    import pennylane as qml
+    qml = _pennylane()
 
     qnode = circuit_qnode(gates, n_qubits, "default.qubit", wires_measured, state_prep, diff_method=None)
     if weights is None:

@@ -225,11 +225,8 @@ def test_fresh_process_loads_from_a_hub_repo(fresh_report):
     if "hub" not in fresh_report:
         pytest.skip("tests/experiments/fake_hub.py not available")
     hub = fresh_report["hub"]
-    if "pennylane" in hub.get("error", ""):
-        # transformers checks the imports of every code file it downloads, including imports inside functions
-        # unless they sit in a `try` block: pennylane_bridge.py's lazy `import pennylane` makes PennyLane a
-        # requirement of loading from the Hub (a local folder only checks modeling_qllm.py)
-        pytest.xfail(f"known bug in pennylane_bridge.py: {hub['error'][:200]}")
+    # transformers checks the imports of every code file it downloads, including imports inside functions unless
+    # they sit in a `try` block: PennyLane (blocked in the fresh process) must not be required to load.
     assert "error" not in hub, hub
     assert hub["equal"] and hub["body_frozen"]
 
