@@ -208,6 +208,30 @@ def fmt_ratio(numerator: Optional[dict], denominator: Optional[dict]) -> str:
     return f"{numerator['time_s'] / denominator['time_s']:.1f}x"
 
 
+def engine_fingerprint() -> str:
+    """Short hash of the simulator's source files: a table must not mix engine versions edited mid-run."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("circuits.py", "statevector.py", "noise.py", "heads.py", "pennylane_bridge.py"):
+        try:
+            with open(os.path.join(REPO, "modeling_qllm", name), "rb") as handle:
+                digest.update(handle.read())
+        except OSError:
+            digest.update(name.encode())
+    return digest.hexdigest()[:12]
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "modeling_qllm"], cwd=REPO, capture_output=True,
+                               text=True).stdout.strip()
+        return out.stdout.strip() + (" (modeling_qllm has uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
 def memory_available_mb() -> float:
     try:
         with open("/proc/meminfo") as handle:
@@ -252,7 +276,9 @@ def main(argv: Optional[List[str]] = None) -> None:
         backends = [b for b in backends if not b.startswith("ours-cuda")]
     limit_mb = args.memory_limit_gb * 1024 if args.memory_limit_gb else 0.6 * memory_available_mb()
     cpu = os.cpu_count()
-    print(f"# simulator benchmark: forward + backward w.r.t. all weights (loss = sum of logits)")
+    fingerprint = engine_fingerprint()
+    print("# simulator benchmark: forward + backward w.r.t. all weights (loss = sum of logits)")
+    print(f"# code: git {git_revision()}, engine source hash {fingerprint}")
     print(f"# {describe_shape()}")
     threads = args.threads or torch.get_num_threads()
     print(f"# machine: {cpu} CPU cores, torch {torch.__version__}, {threads} thread(s) per measurement "
@@ -315,6 +341,9 @@ def main(argv: Optional[List[str]] = None) -> None:
           f"OOM: killed past the {limit_mb / 1024:.1f} GB guard (the peak it had reached is shown as >X GB).")
     print(f"# total {time.monotonic() - began:.0f} s; load average at the end: "
           f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    if engine_fingerprint() != fingerprint:
+        print(f"# WARNING: the engine's source changed during the run ({fingerprint} -> {engine_fingerprint()}): "
+              f"rows measured before and after the change are not comparable; run again")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import modeling_qllm.statevector as statevector_module
-from modeling_qllm.circuits import Gate, angle_encoding_gates, pqc_gates
+from modeling_qllm.circuits import Gate, angle_encoding_gates, num_weights, pqc_gates
 from modeling_qllm.statevector import (
     Depolarizing,
     amplitude_encode,
@@ -635,3 +635,30 @@ def test_noisy_trajectory_equals_the_reference_with_its_errors_inserted():
     seen = {tuple(round(v, 9) for v in (row**2).tolist()) for row in out}
     assert seen <= candidates
     assert len(seen) >= 3
+
+
+@pytest.mark.parametrize("chunk_amplitudes", [2**4, 2**5 + 3])
+def test_chunked_batches_match_reference(monkeypatch, chunk_amplitudes):
+    """On a CPU the executor splits the batch into cache-sized chunks: values and all gradients are unchanged,
+    including chunks of different sizes (7 rows of 8 amplitudes in chunks of 2 or 4 rows)."""
+    import modeling_qllm.statevector as statevector
+
+    monkeypatch.setattr(statevector, "CPU_CHUNK_AMPLITUDES", chunk_amplitudes)
+    assert len(statevector._chunks(7, 3, torch.device("cpu"))) > 1
+    rng = random.Random(7)
+    for trial in range(4):
+        compare_with_reference(random_gates(rng, 3, 20), 3, batch=7, seed=trial)
+
+
+def test_chunked_noisy_trajectories_keep_gradients_exact(monkeypatch):
+    import modeling_qllm.statevector as statevector
+
+    monkeypatch.setattr(statevector, "CPU_CHUNK_AMPLITUDES", 2**4)
+    gates = angle_encoding_gates(3) + pqc_gates(3, 1, 2, "first")
+    program = compile_gates(gates, 3, fuse=False)
+    g = torch.Generator().manual_seed(0)
+    state = random_states(5, 3, generator=g).requires_grad_()
+    weights = torch.rand(num_weights(gates), dtype=F64, generator=g).requires_grad_()
+    inputs = torch.rand(5, 3, dtype=F64, generator=g).requires_grad_()
+    noisy = lambda s, w, x: run_circuit(s, program, w, inputs=x, noise=Depolarizing(0.3, 0.3, torch.Generator().manual_seed(3)))
+    assert torch.autograd.gradcheck(noisy, (state, weights, inputs))
