@@ -1,0 +1,61 @@
+"""Noise study of the quantum head: test accuracy against shots and depolarizing rates, (a) trained and evaluated
+under each setting, (b) trained exact and evaluated under it.
+
+    python recipes/noise_study.py                           # configuration/studies/noise.yaml, SST-2, MiniLM
+    python recipes/noise_study.py --workers 2
+    python recipes/noise_study.py --synthetic --epochs 1    # offline smoke run on random embeddings
+
+Writes to --output-dir: results.json, results.md, noise.png and runs/<id>.json (a rerun skips finished runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+try:
+    import modeling_qllm  # noqa: F401
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_data, load_yaml  # noqa: E402
+from modeling_qllm.experiments.studies.noise_study import run_noise_study  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(REPO / "configuration" / "studies" / "noise.yaml"))
+    p.add_argument("--folds", type=int, default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--head", default=None, help="JSON of head settings overriding the config's head")
+    add_common_arguments(p, "outputs/studies/noise")
+    return p
+
+
+def main(argv=None) -> dict:
+    import json
+
+    import torch
+
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads_per_worker)
+    config = load_yaml(args.config)
+    if args.folds is not None:
+        config["folds"] = args.folds
+    if args.seeds is not None:
+        config["seeds"] = args.seeds
+    if args.epochs is not None:
+        config.setdefault("train", {})["epochs"] = args.epochs
+    if args.head:
+        config["head"] = {**config["head"], **json.loads(args.head)}
+    args.folds = int(config.get("folds", 2))
+    data = load_study_data(args)
+    return run_noise_study(config, data, args.output_dir, workers=args.workers, use_ray=args.ray,
+                           threads_per_worker=args.threads_per_worker)
+
+
+if __name__ == "__main__":
+    main()
