@@ -360,7 +360,8 @@ def _run_on_ray(tasks, data, workers, threads, done) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # Reporting
 # ----------------------------------------------------------------------------------------------------------------
-def markdown_table(rows: Iterable[Dict[str, Any]], columns: Sequence[str], headers: Optional[Sequence[str]] = None) -> str:
+def markdown_table(rows: Iterable[Dict[str, Any]], columns: Sequence[str],
+                   headers: Optional[Sequence[str]] = None) -> str:
     """A GitHub markdown table of ``rows`` (dicts) in ``columns`` order; floats printed with 4 significant digits.
 
     Example:

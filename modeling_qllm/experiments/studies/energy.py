@@ -254,7 +254,8 @@ def run_energy_study(config: Dict[str, Any], out_dir, measurements: Optional[Lis
     report = {"config": config, "device": device, "simulator_power_w": power, "family": family,
               "measurements": measurements, "fit": fit, "qpu_curves": curves, "crossovers": crossings,
               "nominal_crossover": nominal, "paper_crossover_qubits": 46,
-              "anchored_crossover": {"model": f"E = E(Q={top['qubits']}) x (Q / {top['qubits']}) x 2^(Q - {top['qubits']})",
+              "anchored_crossover": {"model": f"E = E(Q={top['qubits']}) x (Q / {top['qubits']}) x "
+                                              f"2^(Q - {top['qubits']})",
                                      "crossover_qubits": anchored},
               "simulator_power_note": power_note, "wall_time_s": time.perf_counter() - start}
     report["plot"] = plot(report, grid_q, default_shots, out_dir)
@@ -279,18 +280,21 @@ def render(report, shots) -> str:
         rows.append({"platform": c["platform"], "shots": c["shots"], "power": c["qpu_power_w"],
                      "q": "none below search limit" if q is None else f"{q:.1f}"})
     cross = markdown_table(rows, ["platform", "shots", "power", "q"], ["QPU", "shots", "QPU power W", "cross-over Q"])
-    nominal = ", ".join(f"{k}: {'none' if v is None else f'{v:.1f}'} qubits" for k, v in report["nominal_crossover"].items())
+    nominal = ", ".join(f"{k}: {'none' if v is None else f'{v:.1f}'} qubits"
+                        for k, v in report["nominal_crossover"].items())
     per_decade = math.log2(10) / fit["b"] if fit["b"] > 0 else float("nan")
     memory = ", ".join(f"{gib} GiB: Q <= {int(math.log2(gib * 2**30 / 4))}" for gib in (128, 80, 1024))
     return "\n\n".join([
         f"# Energy study\n\nSimulator: {report['device']}, {report['simulator_power_w']:g} W "
-        f"({report['simulator_power_note']}). Fit on Q in {fit['qubits_used']}: E = {fit['a']:.3g} x 2^({fit['b']:.3f} Q) "
+        f"({report['simulator_power_note']}). Fit on Q in {fit['qubits_used']}: "
+        f"E = {fit['a']:.3g} x 2^({fit['b']:.3f} Q) "
         f"J/sample (R^2 = {fit['r2']:.4f}).", meas,
         f"Cross-over at {shots} shots, nominal QPU power: {nominal} (the paper: 46 qubits). A factor of 10 in shots, "
         f"in QPU power or (inversely) in simulator power moves it by log2(10)/b = {per_decade:.1f} qubits. One "
         f"float32 real state vector fits in {memory}; beyond that the simulator line is an extrapolation to a "
         "machine that does not exist at that size.",
-        f"Sensitivity: with the asymptotic state-vector law instead of the fit ({report['anchored_crossover']['model']}), "
+        "Sensitivity: with the asymptotic state-vector law instead of the fit "
+        f"({report['anchored_crossover']['model']}), "
         "the cross-over at the nominal figures is " + ", ".join(
             f"{k}: {'none' if v is None else f'{v:.1f}'} qubits"
             for k, v in report["anchored_crossover"]["crossover_qubits"].items()) + ".", cross])
@@ -301,7 +305,8 @@ def plot(report, grid_q, shots, out_dir: Path) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     ax = axes[0]
     meas = report["measurements"]
-    ax.semilogy([m["qubits"] for m in meas], [m["energy_j"] for m in meas], "ko", label=f"simulator, measured ({report['device']})")
+    ax.semilogy([m["qubits"] for m in meas], [m["energy_j"] for m in meas], "ko",
+                label=f"simulator, measured ({report['device']})")
     qs = np.linspace(min(grid_q[0], meas[0]["qubits"]), grid_q[-1], 200)
     fit = report["fit"]
     ax.semilogy(qs, exponential(fit, qs), "k--", label=f"fit {fit['a']:.2g} x 2^({fit['b']:.2f} Q)")

@@ -101,7 +101,8 @@ def plot(analysis, out_dir: Path):
     rows = analysis["rows"]
     exact = next(r for r in rows if r["setting"] == "exact")
     shot_rows = sorted((r for r in rows if r["setting"].startswith("shots:")), key=lambda r: r["shots"])
-    rate_rows = sorted((r for r in rows if r["setting"].startswith("depolarizing:")), key=lambda r: r["depolarizing_2q"])
+    rate_rows = sorted((r for r in rows if r["setting"].startswith("depolarizing:")),
+                       key=lambda r: r["depolarizing_2q"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     ax = axes[0]
     if shot_rows:
@@ -128,7 +129,8 @@ def plot(analysis, out_dir: Path):
                         yerr=[100 * exact[f"{key}_std"]] + [100 * r[f"{key}_std"] for r in rate_rows], fmt=marker,
                         label=label, capsize=3)
         ax.set_xscale("log")
-        ax.set_xticks([x_zero] + xs, ["0"] + [f"{r['depolarizing_2q']:g}\n({r['depolarizing_1q']:g})" for r in rate_rows])
+        labels = [f"{r['depolarizing_2q']:g}\n({r['depolarizing_1q']:g})" for r in rate_rows]
+        ax.set_xticks([x_zero] + xs, ["0"] + labels)
     ax.set_xlabel("2q depolarizing rate (1q rate)")
     ax.set_title("Accuracy against gate noise (exact shots)")
     ax.legend(fontsize=7)

@@ -24,7 +24,8 @@ Example:
     ...        "base_head": {"encoder_qubits": 2, "encoder_connectivity": 1}, "train": {"epochs": 1},
     ...        "factors": {"qubits": {"set": ["encoder_qubits"], "low": 2, "high": 3}}}
     >>> tasks, plan = screening_tasks(cfg, StudyData.synthetic(n=60, dim=16, folds=1))
-    >>> sum(t["id"].startswith("run") for t in tasks), sorted({t["id"].split("-")[0] for t in tasks if t["kind"] == "logreg"})
+    >>> logregs = sorted({t["id"].split("-")[0] for t in tasks if t["kind"] == "logreg"})
+    >>> sum(t["id"].startswith("run") for t in tasks), logregs
     (8, ['logreg', 'logreg_first4', 'logreg_first8'])
 """
 
@@ -204,7 +205,8 @@ def plot(analysis, out_dir: Path) -> List[str]:
     values = [100 * e["effect"] for e in effects]
     errors = None
     if not any(math.isnan(e["se"]) for e in effects):
-        errors = [[100 * (e["effect"] - e["ci_low"]) for e in effects], [100 * (e["ci_high"] - e["effect"]) for e in effects]]
+        errors = [[100 * (e["effect"] - e["ci_low"]) for e in effects],
+                  [100 * (e["ci_high"] - e["effect"]) for e in effects]]
     colors = ["0.6" if e["dummy"] else ("tab:green" if e["effect"] > 0 else "tab:red") for e in effects]
     ax.barh(y, values, xerr=errors, color=colors, capsize=3)
     ax.set_yticks(y, [e["factor"] for e in effects])
@@ -222,7 +224,8 @@ def plot(analysis, out_dir: Path) -> List[str]:
     rng = np.random.default_rng(0)
     jitter = rng.uniform(-0.15, 0.15, len(runs))
     ax.errorbar(np.array(qs) + jitter, [100 * r["accuracy_mean"] for r in runs],
-                yerr=[100 * r["accuracy_std"] for r in runs], fmt="o", color="tab:blue", label="quantum head (design runs)")
+                yerr=[100 * r["accuracy_std"] for r in runs], fmt="o", color="tab:blue",
+                label="quantum head (design runs)")
     for r, x in zip(runs, np.array(qs) + jitter):
         ax.annotate(f"{r['parameters']}", (x, 100 * r["accuracy_mean"]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points")
