@@ -26,16 +26,13 @@ from modeling_qllm.experiments.studies.common import (  # noqa: E402
     add_common_arguments,
     default_body,
     load_study_data,
-    load_yaml,
+    load_study_config,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(REPO / "configuration" / "studies" / "ablation.yaml"))
-    p.add_argument("--folds", type=int, default=None)
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--include-lora", action="store_true",
                    help="also train the full head with a LoRA-tuned body and with a frozen body through the SST-2 "
                         "engine (runner.run_experiment; config 'lora': epochs etc.); off by default: slow")
@@ -49,18 +46,11 @@ def main(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads_per_worker)
-    config = load_yaml(args.config)
-    if args.folds is not None:
-        config["folds"] = args.folds
-    if args.seeds is not None:
-        config["seeds"] = args.seeds
-    if args.epochs is not None:
-        config.setdefault("train", {})["epochs"] = args.epochs
+    config = load_study_config(args)
     if args.lora_epochs is not None:
         config.setdefault("lora", {})["epochs"] = args.lora_epochs
     if args.include_lora and args.synthetic:
         build_parser().error("--include-lora needs a body and data: it cannot run with --synthetic")
-    args.folds = int(config.get("folds", 2))
     args.body = args.body or default_body()
     data = load_study_data(args)
     args.embedding_dim = data.dim

@@ -20,16 +20,13 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
-from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_data, load_yaml  # noqa: E402
+from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_config, load_study_data  # noqa: E402
 from modeling_qllm.experiments.studies.noise_study import run_noise_study  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(REPO / "configuration" / "studies" / "noise.yaml"))
-    p.add_argument("--folds", type=int, default=None)
-    p.add_argument("--seeds", type=int, nargs="+", default=None)
-    p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--head", default=None, help="JSON of head settings overriding the config's head")
     add_common_arguments(p, "outputs/studies/noise")
     return p
@@ -42,16 +39,9 @@ def main(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads_per_worker)
-    config = load_yaml(args.config)
-    if args.folds is not None:
-        config["folds"] = args.folds
-    if args.seeds is not None:
-        config["seeds"] = args.seeds
-    if args.epochs is not None:
-        config.setdefault("train", {})["epochs"] = args.epochs
+    config = load_study_config(args)
     if args.head:
         config["head"] = {**config["head"], **json.loads(args.head)}
-    args.folds = int(config.get("folds", 2))
     data = load_study_data(args)
     return run_noise_study(config, data, args.output_dir, workers=args.workers, use_ray=args.ray,
                            threads_per_worker=args.threads_per_worker)

@@ -23,16 +23,13 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
-from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_data, load_yaml  # noqa: E402
+from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_config, load_study_data  # noqa: E402
 from modeling_qllm.experiments.studies.screening import run_screening  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=str(REPO / "configuration" / "studies" / "screening.yaml"))
-    p.add_argument("--folds", type=int, default=None, help="override the config's folds")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the config's seeds")
-    p.add_argument("--epochs", type=int, default=None, help="override the config's train.epochs")
     add_common_arguments(p, "outputs/studies/screening")
     return p
 
@@ -42,15 +39,9 @@ def main(argv=None) -> dict:
 
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads_per_worker)
-    config = load_yaml(args.config)
-    if args.folds is not None:
-        config["folds"] = args.folds
-    if args.seeds is not None:
-        config["seeds"] = args.seeds
+    config = load_study_config(args)
     if args.epochs is not None:
-        config.setdefault("train", {})["epochs"] = args.epochs
         config["mlp_epochs"] = args.epochs
-    args.folds = int(config.get("folds", 2))
     data = load_study_data(args)
     return run_screening(config, data, args.output_dir, workers=args.workers, use_ray=args.ray,
                          threads_per_worker=args.threads_per_worker)

@@ -426,11 +426,28 @@ def add_common_arguments(parser, default_output: str) -> None:
                    help="random embeddings with a planted signal instead of a body and data (offline tests)")
     g.add_argument("--synthetic-rows", type=int, default=400)
     g.add_argument("--synthetic-dim", type=int, default=32)
+    g = parser.add_argument_group("runs")
+    g.add_argument("--folds", type=int, default=None, help="override the config's folds")
+    g.add_argument("--seeds", type=int, nargs="+", default=None, help="override the config's seeds")
+    g.add_argument("--epochs", type=int, default=None, help="override the config's train.epochs")
     g = parser.add_argument_group("execution")
     g.add_argument("--output-dir", default=default_output)
     g.add_argument("--workers", type=int, default=1, help="local worker processes (or Ray CPUs with --ray)")
     g.add_argument("--threads-per-worker", type=int, default=1, help="torch threads in each worker")
     g.add_argument("--ray", action="store_true", help="run the tasks on Ray (pip install 'modeling_qllm[ray]')")
+
+
+def load_study_config(args) -> dict:
+    """The study's YAML with the command line's --folds / --seeds / --epochs applied (and ``args.folds`` resolved)."""
+    config = load_yaml(args.config)
+    if args.folds is not None:
+        config["folds"] = args.folds
+    if args.seeds is not None:
+        config["seeds"] = args.seeds
+    if args.epochs is not None:
+        config.setdefault("train", {})["epochs"] = args.epochs
+    args.folds = int(config.get("folds", 2))
+    return config
 
 
 def default_body() -> str:
