@@ -27,11 +27,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .cpu_kernels import pair_update_, run_program_
+from .cpu_kernels import supports as c_kernels_support
 from .circuits import Gate, num_inputs, num_weights
 
 AMPLITUDE_FIT_CHOICES = ("pad", "truncate", "project")
@@ -280,7 +283,7 @@ def _coefficients(source, index, weight_cs, input_cs):
 
 
 def _apply_op(state, n, op, weight_cs, input_cs, inverse=False, scratch=None) -> torch.Tensor:
-    """Apply one op (or its inverse) in place to an amplitude-major state."""
+    """Apply one op (or its inverse) in place to an amplitude-major state with the PyTorch kernels."""
     kind = op[0]
     if kind == "cnot":
         cnot_(state, n, op[1], op[2], scratch)
@@ -293,6 +296,61 @@ def _apply_op(state, n, op, weight_cs, input_cs, inverse=False, scratch=None) ->
     elif kind == "pauli":
         pauli_samples_(state, n, op[1], op[2], op[3])
     return state
+
+
+# ---- the same ops through the one-pass C kernels (cpu_kernels.py) ---------------------------------------------
+def _pair_table(cos: torch.Tensor, sin: torch.Tensor, inverse: bool) -> torch.Tensor:
+    """Kernel coefficients ``(angles, 8, columns)`` for ``cos``/``sin`` of shape ``(columns, angles)``: rows 0-3
+    are RY (or RY^T), rows 4-7 are ``RY @ X`` (its own inverse): the two halves of a fused CNOT+RY."""
+    s01 = sin if inverse else -sin
+    return torch.stack((cos, s01, -s01, cos, -sin, cos, cos, sin)).permute(2, 0, 1).contiguous()
+
+
+def _kernel_tables(weight_cs, input_cs, inverse: bool, repeat: int = 1) -> Dict[str, torch.Tensor]:
+    """Coefficient tables of every weight angle (one shared column) and input angle (one column per sample)."""
+    tables = {"weight": _pair_table(weight_cs[0][None], weight_cs[1][None], inverse)}
+    if input_cs[0].numel():
+        tables["input"] = _pair_table(input_cs[0].repeat(repeat, 1), input_cs[1].repeat(repeat, 1), inverse)
+    return tables
+
+
+_FIXED_TABLES: Dict[torch.dtype, torch.Tensor] = {}
+
+
+def _fixed_table(dtype: torch.dtype) -> torch.Tensor:
+    """``(1, 8, 1)`` kernel coefficients of a CNOT: set 1 (control = 1) swaps the target's halves, set 0 is idle."""
+    if dtype not in _FIXED_TABLES:
+        _FIXED_TABLES[dtype] = torch.tensor([0.0] * 5 + [1.0, 1.0, 0.0], dtype=dtype).reshape(1, 8, 1)
+    return _FIXED_TABLES[dtype]
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_ops(ops: Tuple[Tuple, ...], backward: bool) -> torch.Tensor:
+    """A noise-free op list as ``cpu_kernels.run_program_`` rows; ``backward``: reversed, each RY with an overlap
+    row (in backward order, as :func:`_rotations`)."""
+    rows, rotation = [], 0
+    for op in reversed(ops) if backward else ops:
+        if op[0] == "cnot":
+            rows.append([op[2], op[1], 2, 0, 0, 1, -1])
+            continue
+        control, target, source, index = (-1, *op[1:]) if op[0] == "ry" else op[1:]
+        rows.append([target, control, 0 if source == "weight" else 1, index, 1, int(control >= 0),
+                     rotation if backward else -1])  # fmt: skip
+        rotation += 1
+    return torch.tensor(rows, dtype=torch.int64).reshape(-1, 7)
+
+
+def _apply_op_kernel(state, n, op, tables, overlap=None) -> None:
+    """One op through ``cpu_kernels.pair_update_`` (``tables`` from :func:`_kernel_tables` in the op's direction)."""
+    kind = op[0]
+    if kind == "cnot":
+        pair_update_(state, n, op[2], op[1], _fixed_table(state.dtype)[0], (False, True))
+    elif kind == "ry":
+        pair_update_(state, n, op[1], -1, tables[op[2]][op[3]], (True, False), overlap)
+    elif kind == "cnot_ry":
+        pair_update_(state, n, op[2], op[1], tables[op[3]][op[4]], (True, True), overlap)
+    elif kind == "pauli":
+        pauli_samples_(state, n, op[1], op[2], op[3])
 
 
 def _sample_paulis(batch: int, wires: Tuple[int, ...], p: float, generator, device) -> List[Tuple]:
@@ -319,14 +377,25 @@ def _sample_paulis(batch: int, wires: Tuple[int, ...], p: float, generator, devi
 def _execute(state, program: Program, weight_cs, input_cs, noise: Optional[Depolarizing]):
     """Run the program in place on an amplitude-major ``state`` (a private copy); return it and the ops actually
     applied (with sampled errors) for the backward pass."""
-    scratch = state.new_empty(state.numel() // 2)
+    n = program.n_qubits
+    if c_kernels_support(state) and (noise is None or not noise.active):
+        tables = _kernel_tables(weight_cs, input_cs, inverse=False)
+        run_program_(state, n, _kernel_ops(program.ops, backward=False), tables["weight"],
+                                 tables.get("input"), _fixed_table(state.dtype))  # fmt: skip
+        return state, list(program.ops)
+    if c_kernels_support(state):
+        tables = _kernel_tables(weight_cs, input_cs, inverse=False)
+        apply = lambda op: _apply_op_kernel(state, n, op, tables)  # noqa: E731
+    else:
+        scratch = state.new_empty(state.numel() // 2)
+        apply = lambda op: _apply_op(state, n, op, weight_cs, input_cs, scratch=scratch)  # noqa: E731
     if noise is None or not noise.active:
         for op in program.ops:
-            _apply_op(state, program.n_qubits, op, weight_cs, input_cs, scratch=scratch)
+            apply(op)
         return state, list(program.ops)
     applied = []
     for op in program.ops:
-        _apply_op(state, program.n_qubits, op, weight_cs, input_cs, scratch=scratch)
+        apply(op)
         applied.append(op)
         if op[0] == "cnot" and noise.p2 > 0:
             errors = _sample_paulis(state.shape[1], (op[1], op[2]), noise.p2, noise.generator, state.device)
@@ -335,7 +404,7 @@ def _execute(state, program: Program, weight_cs, input_cs, noise: Optional[Depol
         else:
             errors = []
         for error in errors:
-            _apply_op(state, program.n_qubits, error, weight_cs, input_cs)
+            apply(error)
         applied.extend(errors)
     return state, applied
 
@@ -356,42 +425,60 @@ def _transposed_copy(matrix: torch.Tensor) -> torch.Tensor:
     return torch.empty(matrix.shape[::-1], dtype=matrix.dtype, device=matrix.device).copy_(matrix.t())
 
 
-# On a CPU the batch is simulated in chunks whose states fit in cache: the elementwise passes of each gate then run
-# at cache speed instead of streaming the whole batch through main memory for every gate. A GPU takes it whole.
-CPU_CHUNK_AMPLITUDES = 2**19
+# On a CPU the batch is simulated in chunks whose states fit in cache: the passes of each gate then run at cache
+# speed instead of streaming the whole batch through main memory for every gate. A chunk keeps at least
+# CPU_MIN_CHUNK_SAMPLES columns: the pairs of the last wires are runs of one column count, and shorter runs leave
+# the vector units idle (measured at 14 qubits: 2 columns per chunk is 5x slower than 32). A GPU takes it whole.
+CPU_CHUNK_AMPLITUDES = 2**18
+CPU_MIN_CHUNK_ROW_BYTES = 128  # 32 float32 or 16 float64 samples (the fastest at 16 qubits on a 2-core EPYC)
 
 
-def _chunks(batch: int, n_qubits: int, device: torch.device):
-    size = batch if device.type != "cpu" else max(1, CPU_CHUNK_AMPLITUDES >> n_qubits)
+def _chunks(batch: int, n_qubits: int, device: torch.device, itemsize: int = 4):
+    if device.type != "cpu":
+        return [(0, batch)]
+    size = max(CPU_MIN_CHUNK_ROW_BYTES // itemsize, CPU_CHUNK_AMPLITUDES >> n_qubits, 1)
     return [(start, min(start + size, batch)) for start in range(0, batch, size)]
 
 
+def _rotations(applied) -> List[Tuple[str, int]]:
+    """``(source, index)`` of every RY op in backward order: the rows of :func:`_backward_chunk`'s overlaps."""
+    return [(op[2], op[3]) if op[0] == "ry" else (op[3], op[4]) for op in reversed(applied) if op[0] in ("ry", "cnot_ry")]
+
+
 def _backward_chunk(program, applied, out, grad_out, weight_cs, inputs):
-    """Adjoint pass over one chunk: returns (grad of the input states, per-op weight overlaps, input overlaps)."""
+    """Adjoint pass over one chunk: returns the gradient of the input states and a ``(rotations, batch)`` matrix of
+    per-sample overlaps ``<grad, dU/dtheta psi>``, one row per RY op in backward order (see :func:`_rotations`)."""
     n, batch = program.n_qubits, out.shape[0]
     # psi and its gradient side by side, amplitude-major: one kernel call per gate un-applies both.
     both = _transposed_copy(torch.cat((out, grad_out), dim=0))
-    input_cs = (torch.cos(inputs / 2).repeat(2, 1), torch.sin(inputs / 2).repeat(2, 1))
-    weight_terms, input_terms = [], []
-    scratch = both.new_empty(both.numel() // 2)
+    input_cs = (torch.cos(inputs / 2), torch.sin(inputs / 2))
+    n_rotations = sum(op[0] in ("ry", "cnot_ry") for op in applied)
+    use_kernels = c_kernels_support(both)
+    overlaps = torch.zeros(n_rotations, batch, dtype=torch.float64 if use_kernels else out.dtype, device=out.device)
+    if use_kernels:
+        tables = _kernel_tables(weight_cs, input_cs, inverse=True, repeat=2)
+        if all(op[0] != "pauli" for op in applied):
+            run_program_(both, n, _kernel_ops(tuple(applied), backward=True), tables["weight"],
+                                     tables.get("input"), _fixed_table(both.dtype), overlaps)  # fmt: skip
+            return both[:, batch:].t(), (0.5 * overlaps).to(out.dtype)
+    else:
+        scratch = both.new_empty(both.numel() // 2)
+        input_cs = (input_cs[0].repeat(2, 1), input_cs[1].repeat(2, 1))
+    row = 0
     for op in reversed(applied):
-        if op[0] in ("ry", "cnot_ry"):
-            wire, source = (op[1], op[2]) if op[0] == "ry" else (op[2], op[3])
-            overlap = _generator_overlap(both, n, wire, batch, scratch)
-            if source == "weight":
-                weight_terms.append(overlap.sum())
-            else:
-                input_terms.append(overlap)
+        rotation = op[0] in ("ry", "cnot_ry")
         if op[0] == "pauli":  # the sampled errors hold for psi and for its gradient alike
             op = ("pauli", op[1], torch.cat((op[2], op[2] + batch)), op[3])
-        _apply_op(both, n, op, weight_cs, input_cs, inverse=True, scratch=scratch)
-    return both[:, batch:].t(), weight_terms, input_terms
-
-
-def _indices(applied, source):
-    """Angle indices of the RY ops of ``source`` in backward order (the order of the overlaps)."""
-    return [op[3] if op[0] == "ry" else op[4] for op in reversed(applied)
-            if op[0] in ("ry", "cnot_ry") and op[2 if op[0] == "ry" else 3] == source]
+        if use_kernels:
+            _apply_op_kernel(both, n, op, tables, overlaps[row] if rotation else None)
+        else:
+            if rotation:
+                overlaps[row] = _generator_overlap(both, n, op[1] if op[0] == "ry" else op[2], batch, scratch)
+            _apply_op(both, n, op, weight_cs, input_cs, inverse=True, scratch=scratch)
+        row += rotation
+    if use_kernels:
+        overlaps = (0.5 * overlaps).to(out.dtype)
+    return both[:, batch:].t(), overlaps
 
 
 class _AdjointCircuit(torch.autograd.Function):
@@ -399,7 +486,8 @@ class _AdjointCircuit(torch.autograd.Function):
     def forward(ctx, state, weights, inputs, program, noise):
         weight_cs = (torch.cos(weights / 2), torch.sin(weights / 2))
         out = torch.empty_like(state)
-        ctx.chunks, ctx.applied = _chunks(state.shape[0], program.n_qubits, state.device), []
+        ctx.chunks = _chunks(state.shape[0], program.n_qubits, state.device, state.element_size())
+        ctx.applied = []
         for start, stop in ctx.chunks:
             rows = inputs[start:stop]
             input_cs = (torch.cos(rows / 2), torch.sin(rows / 2))
@@ -418,15 +506,20 @@ class _AdjointCircuit(torch.autograd.Function):
         grad_weights = torch.zeros_like(weights)
         grad_inputs = torch.zeros_like(inputs)
         for (start, stop), applied in zip(ctx.chunks, ctx.applied):
-            grad_state[start:stop], weight_terms, input_terms = _backward_chunk(
+            grad_state[start:stop], overlaps = _backward_chunk(
                 ctx.program, applied, out[start:stop], grad_out[start:stop], weight_cs, inputs[start:stop]
             )
-            if weight_terms:
-                index = torch.tensor(_indices(applied, "weight"), device=weights.device)
-                grad_weights.index_add_(0, index, torch.stack(weight_terms))
-            if input_terms:
-                index = torch.tensor(_indices(applied, "input"), device=inputs.device)
-                grad_inputs[start:stop].index_add_(1, index, torch.stack(input_terms, dim=1))
+            rotations = _rotations(applied)
+            for source, grad in (("weight", grad_weights), ("input", grad_inputs[start:stop])):
+                rows = [k for k, (s, _) in enumerate(rotations) if s == source]
+                if not rows:
+                    continue
+                index = torch.tensor([rotations[k][1] for k in rows], device=weights.device)
+                terms = overlaps[torch.tensor(rows, device=overlaps.device)]
+                if source == "weight":
+                    grad.index_add_(0, index, terms.sum(dim=1))
+                else:
+                    grad.index_add_(1, index, terms.t())
         return grad_state, grad_weights, grad_inputs, None, None
 
 

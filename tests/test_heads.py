@@ -525,3 +525,33 @@ def test_mlp_hidden_for_budget_rejects_non_positive_integers(name, args):
 def test_init_scale_out_of_range_is_a_value_error(bad):
     with pytest.raises(ValueError, match=r"init_scale=.*expected a number in \[0, 2pi\]"):
         QuantumHead(16, 2, encoder_qubits=4, init_scale=bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_c_and_torch_kernels_give_the_same_head_outputs_and_gradients(monkeypatch, dtype):
+    """The whole paper-shaped head (encoders, re-uploading, PQC2) through both CPU kernel sets, chunked batches."""
+    import modeling_qllm.cpu_kernels as cpu_kernels
+    import modeling_qllm.statevector as statevector
+
+    monkeypatch.setattr(statevector, "CPU_CHUNK_AMPLITUDES", 2**12)  # chunks of 32 (f32) / 16 (f64) samples
+
+    if not cpu_kernels.available():
+        pytest.skip(f"no C kernels: {cpu_kernels.unavailable_reason()}")
+    torch.manual_seed(0)
+    head = QuantumHead(embedding_size=256, encoder_qubits=8, num_encoders=2, encoder_strategy="gates",
+                       reupload_blocks=2, num_labels=3).to(dtype)  # fmt: skip
+    x = torch.randn(150, 256, dtype=dtype)  # 150 samples: several chunks, the last one short
+    results = []
+    for enabled in (True, False):
+        previous = cpu_kernels.set_enabled(enabled)
+        try:
+            head.zero_grad()
+            logits = head(x)
+            (logits * torch.arange(3, dtype=dtype)).sum().backward()
+            results.append((logits.detach(), [p.grad.clone() for p in head.parameters()]))
+        finally:
+            cpu_kernels.set_enabled(previous)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(results[0][0], results[1][0], **tol)
+    for grad_c, grad_torch in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(grad_c, grad_torch, **tol)

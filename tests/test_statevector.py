@@ -8,6 +8,7 @@ import random
 import pytest
 import torch
 
+import modeling_qllm.cpu_kernels as cpu_kernels
 import modeling_qllm.statevector as statevector_module
 from modeling_qllm.circuits import Gate, angle_encoding_gates, num_weights, pqc_gates
 from modeling_qllm.statevector import (
@@ -34,6 +35,16 @@ DEVICES = [
     "cpu",
     pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")),
 ]
+
+
+@pytest.fixture(autouse=True, params=["c-kernels", "torch-kernels"])
+def kernels(request):
+    """Every test runs twice on CPU: through the one-pass C kernels (when they build) and the PyTorch kernels."""
+    if request.param == "c-kernels" and not cpu_kernels.available():
+        pytest.skip(f"no C kernels: {cpu_kernels.unavailable_reason()}")
+    previous = cpu_kernels.set_enabled(request.param == "c-kernels")
+    yield request.param
+    cpu_kernels.set_enabled(previous)
 
 
 def test_docstring_examples():
@@ -644,6 +655,7 @@ def test_chunked_batches_match_reference(monkeypatch, chunk_amplitudes):
     import modeling_qllm.statevector as statevector
 
     monkeypatch.setattr(statevector, "CPU_CHUNK_AMPLITUDES", chunk_amplitudes)
+    monkeypatch.setattr(statevector, "CPU_MIN_CHUNK_ROW_BYTES", 1)
     assert len(statevector._chunks(7, 3, torch.device("cpu"))) > 1
     rng = random.Random(7)
     for trial in range(4):
@@ -654,6 +666,7 @@ def test_chunked_noisy_trajectories_keep_gradients_exact(monkeypatch):
     import modeling_qllm.statevector as statevector
 
     monkeypatch.setattr(statevector, "CPU_CHUNK_AMPLITUDES", 2**4)
+    monkeypatch.setattr(statevector, "CPU_MIN_CHUNK_ROW_BYTES", 1)
     gates = angle_encoding_gates(3) + pqc_gates(3, 1, 2, "first")
     program = compile_gates(gates, 3, fuse=False)
     g = torch.Generator().manual_seed(0)
