@@ -5,7 +5,9 @@ read a peak resident set size (``VmHWM``), and it lets the parent kill a case th
 print ``OOM`` / ``timeout`` instead of crashing.
 
 Backends:
-    ours f32 / ours f64   QuantumHead on CPU (adjoint backward), float32 / float64
+    ours f32 / ours f64   QuantumHead on CPU (adjoint backward, one-pass C kernels), float32 / float64
+    ours torch-kernels f32  the same with the PyTorch kernels (cpu_kernels.set_enabled(False)): what the C
+                          kernels replace, and what runs where no C compiler is found
     ours cuda f32 / f64   the same on CUDA (only when torch.cuda.is_available()); memory = max_memory_allocated
     default.qubit         head_to_pennylane(head, "default.qubit", diff_method="backprop"): PennyLane's torch
                           backprop with parameter broadcasting over the batch, complex128
@@ -50,7 +52,7 @@ HEAD_SHAPE = dict(
     measured_qubits=1,
 )
 
-CPU_BACKENDS = ["ours-f32", "ours-f64", "default.qubit", "lightning.qubit"]
+CPU_BACKENDS = ["ours-f32", "ours-f64", "ours-torch-kernels-f32", "default.qubit", "lightning.qubit"]
 CUDA_BACKENDS = ["ours-cuda-f32", "ours-cuda-f64"]
 PENNYLANE_BACKENDS = ("default.qubit", "lightning.qubit")
 
@@ -86,9 +88,13 @@ def worker(spec: dict) -> dict:
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])  # OMP_NUM_THREADS (lightning's OpenMP) is set by the parent
 
+    from modeling_qllm import cpu_kernels
     from modeling_qllm.heads import QuantumHead
 
     backend, qubits, batch = spec["backend"], spec["qubits"], spec["batch"]
+    cpu_kernels.set_enabled("torch-kernels" not in backend)
+    if backend.startswith("ours") and "torch-kernels" not in backend and not cpu_kernels.available():
+        raise RuntimeError(f"the C kernels are unavailable: {cpu_kernels.unavailable_reason()}")
     cuda = backend.startswith("ours-cuda")
     dtype = torch.float32 if backend.endswith("f32") else torch.float64
     device = torch.device("cuda" if cuda else "cpu")
@@ -295,7 +301,8 @@ def main(argv: Optional[List[str]] = None) -> None:
           f"(Jacobian on execution), no broadcasting: {args.lightning_samples} samples timed, time scaled linearly "
           f"to the batch (marked *), memory is that of the subset")
     print(f"# ours: encoder_strategy='auto' (runs the encoder on the 2**Q basis states instead of the batch when "
-          f"cheaper); ratios are PennyLane time / ours f64 time (same precision)", flush=True)
+          f"cheaper); ratios: PennyLane time / ours (f64: same precision; f32: the training default), and the PyTorch "
+          f"kernels / the C kernels", flush=True)
 
     results: Dict[tuple, dict] = {}
     began = time.monotonic()
@@ -316,14 +323,18 @@ def main(argv: Optional[List[str]] = None) -> None:
                       f"  ({runs}{time.monotonic() - started:.0f} s wall{detail})", flush=True)
 
     header = ["Q", "batch"] + [f"{b} time" for b in backends]
-    header += [f"{b} / ours f64" for b in backends if b in PENNYLANE_BACKENDS]
+    ratios = [(b, ours) for b in backends if b in PENNYLANE_BACKENDS for ours in ("ours-f32", "ours-f64")
+              if ours in backends]
+    if "ours-torch-kernels-f32" in backends and "ours-f32" in backends:
+        ratios.append(("ours-torch-kernels-f32", "ours-f32"))
+    header += [f"{b} / {ours}" for b, ours in ratios]
     header += [f"{b} mem" for b in backends]
     rows = []
     for qubits in args.qubits:
         for batch in args.batch:
             get = lambda b: results.get((qubits, batch, b))  # noqa: E731
             row = [str(qubits), str(batch)] + [fmt_time(get(b)) for b in backends]
-            row += [fmt_ratio(get(b), get("ours-f64")) for b in backends if b in PENNYLANE_BACKENDS]
+            row += [fmt_ratio(get(b), get(ours)) for b, ours in ratios]
             row += [fmt_mem(get(b)) for b in backends]
             rows.append(row)
     print()

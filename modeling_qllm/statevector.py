@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -481,19 +482,43 @@ def _backward_chunk(program, applied, out, grad_out, weight_cs, inputs):
     return both[:, batch:].t(), overlaps
 
 
+_POOLS: Dict[int, ThreadPoolExecutor] = {}
+
+
+def _map_chunks(function, chunks, parallel: bool) -> list:
+    """``[function(chunk) for chunk in chunks]``, on ``torch.get_num_threads()`` threads when ``parallel``: the C
+    kernels release the GIL, and chunks are independent (each writes its own rows)."""
+    workers = min(torch.get_num_threads(), len(chunks))
+    if not parallel or workers < 2:
+        return [function(chunk) for chunk in chunks]
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qllm-chunks")
+
+    def without_autograd(chunk):  # grad mode is per thread: the pool's threads would record the copies
+        with torch.no_grad():
+            return function(chunk)
+
+    return list(_POOLS[workers].map(without_autograd, chunks))
+
+
 class _AdjointCircuit(torch.autograd.Function):
     @staticmethod
     def forward(ctx, state, weights, inputs, program, noise):
         weight_cs = (torch.cos(weights / 2), torch.sin(weights / 2))
         out = torch.empty_like(state)
-        ctx.chunks = _chunks(state.shape[0], program.n_qubits, state.device, state.element_size())
-        ctx.applied = []
-        for start, stop in ctx.chunks:
+
+        def run_chunk(chunk):
+            start, stop = chunk
             rows = inputs[start:stop]
             input_cs = (torch.cos(rows / 2), torch.sin(rows / 2))
             amplitudes, applied = _execute(_transposed_copy(state[start:stop]), program, weight_cs, input_cs, noise)
             out[start:stop] = amplitudes.t()
-            ctx.applied.append(applied)
+            return applied
+
+        ctx.chunks = _chunks(state.shape[0], program.n_qubits, state.device, state.element_size())
+        # Noisy trajectories draw from one generator: their chunks run in order so that a seed fixes the errors.
+        ctx.parallel = c_kernels_support(state) and (noise is None or not noise.active)
+        ctx.applied = _map_chunks(run_chunk, ctx.chunks, ctx.parallel)
         ctx.save_for_backward(out, weights, inputs)
         ctx.program = program
         return out
@@ -505,10 +530,17 @@ class _AdjointCircuit(torch.autograd.Function):
         grad_state = torch.empty_like(out)
         grad_weights = torch.zeros_like(weights)
         grad_inputs = torch.zeros_like(inputs)
-        for (start, stop), applied in zip(ctx.chunks, ctx.applied):
+
+        def run_chunk(item):
+            (start, stop), applied = item
             grad_state[start:stop], overlaps = _backward_chunk(
                 ctx.program, applied, out[start:stop], grad_out[start:stop], weight_cs, inputs[start:stop]
             )
+            return overlaps
+
+        items = list(zip(ctx.chunks, ctx.applied))
+        # The overlaps are summed in chunk order whatever the threads did: results do not depend on the thread count.
+        for ((start, stop), applied), overlaps in zip(items, _map_chunks(run_chunk, items, ctx.parallel)):
             rotations = _rotations(applied)
             for source, grad in (("weight", grad_weights), ("input", grad_inputs[start:stop])):
                 rows = [k for k, (s, _) in enumerate(rotations) if s == source]

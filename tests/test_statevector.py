@@ -675,3 +675,29 @@ def test_chunked_noisy_trajectories_keep_gradients_exact(monkeypatch):
     inputs = torch.rand(5, 3, dtype=F64, generator=g).requires_grad_()
     noisy = lambda s, w, x: run_circuit(s, program, w, inputs=x, noise=Depolarizing(0.3, 0.3, torch.Generator().manual_seed(3)))
     assert torch.autograd.gradcheck(noisy, (state, weights, inputs))
+
+
+def test_chunks_on_several_threads_give_bit_identical_values_and_gradients(monkeypatch):
+    """With the C kernels the chunks run on torch.get_num_threads() threads; results must not depend on it."""
+    import modeling_qllm.statevector as statevector
+
+    monkeypatch.setattr(statevector, "CPU_CHUNK_AMPLITUDES", 2**4)
+    monkeypatch.setattr(statevector, "CPU_MIN_CHUNK_ROW_BYTES", 1)
+    gates = angle_encoding_gates(4) + pqc_gates(4, 2, 2, "last")
+    g = torch.Generator().manual_seed(0)
+    state = random_states(37, 4, generator=g)
+    weights = torch.rand(num_weights(gates), dtype=F64, generator=g)
+    inputs = torch.rand(37, 4, dtype=F64, generator=g)
+    results = []
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            s, w, x = (t.clone().requires_grad_() for t in (state, weights, inputs))
+            out = run_circuit(s, gates, w, n_qubits=4, inputs=x)
+            (out * torch.linspace(-1, 1, 16, dtype=F64)).sum().backward()
+            results.append([out.detach(), s.grad, w.grad, x.grad])
+    finally:
+        torch.set_num_threads(previous)
+    for first, second in zip(*results):
+        assert torch.equal(first, second)
