@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=30)
     g.add_argument("--batch-size", type=int, default=32, help="total over all processes")
     g.add_argument("--eval-batch-size", type=int, default=None, help="per process (default 1024 frozen, 64 otherwise)")
+    g.add_argument("--device", default="auto",
+                   help="auto (CPU for small frozen-body heads even with a GPU; the pick and its reason are printed), "
+                        "cpu, cuda or cuda:N (default: %(default)s)")
     g.add_argument("--learning-rate", type=float, default=0.01, help="head learning rate")
     g.add_argument("--body-learning-rate", type=float, default=2e-5, help="body learning rate (LoRA / full)")
     g.add_argument("--baselines", nargs="*", choices=BASELINE_CHOICES, default=["logreg", "mlp"],
@@ -118,7 +121,7 @@ def parse_args(argv=None) -> ExperimentSettings:
             eval_batch_size=a.eval_batch_size, learning_rate=a.learning_rate,
             body_learning_rate=a.body_learning_rate, max_length=a.max_length, baselines=a.baselines,
             text_column=a.text_column, label_column=a.label_column, label_names=a.label_names, body_id=body_id,
-            dataset_id=dataset_id, push_to_hub=a.push_to_hub, hub_private=a.hub_private,
+            dataset_id=dataset_id, push_to_hub=a.push_to_hub, hub_private=a.hub_private, device=a.device,
         )
     except ValueError as err:
         p.error(str(err))

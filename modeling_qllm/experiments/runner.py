@@ -38,6 +38,7 @@ import torch
 from ..heads import mlp_hidden_for_budget
 from ..modeling_qllm import QuantumSequenceClassification, build_head
 from .baselines import logistic_regression, mlp, svm
+from .device import DEVICE_CHOICES, DeviceChoice, choose_device, head_qubits
 from .data import Split, load_text_classification, paper_splits, standard_splits, validate_dataset
 from .embeddings import EmbeddingCache, embed_texts
 from .metrics import compute_metrics_fn
@@ -51,7 +52,7 @@ PARTS = ("train", "validation", "test")
 # Settings that do not change any run's result: a rerun may change them and still reuse finished runs. `folds` and
 # `seeds` may change too (runs are keyed by split and seed; fold k is the same sample whatever the number of folds).
 _RESUMABLE_FIELDS = ("output_dir", "push_to_hub", "hub_private", "eval_batch_size", "body_id", "dataset_id", "folds",
-                     "seeds")
+                     "seeds", "device")
 
 
 class ExperimentInputError(ValueError):
@@ -89,6 +90,8 @@ class ExperimentSettings:
             the label ids.
         body_id / dataset_id: Hub ids the model card names when ``body`` / ``data`` are local folders.
         push_to_hub: ``"namespace/name"`` to upload ``model/`` when done; ``hub_private`` creates it private.
+        device: where the runs train: ``"auto"`` (:func:`~modeling_qllm.experiments.device.choose_device`: the CPU
+            for small frozen-body heads even when a GPU is present), ``"cpu"`` or ``"cuda"``.
     """
 
     body: str
@@ -117,6 +120,7 @@ class ExperimentSettings:
     dataset_id: Optional[str] = None
     push_to_hub: Optional[str] = None
     hub_private: bool = False
+    device: str = "auto"
 
     def __post_init__(self):
         for name, value, choices in (("protocol", self.protocol, PROTOCOL_CHOICES),
@@ -138,6 +142,8 @@ class ExperimentSettings:
             raise ValueError(f"seeds={self.seeds!r}; expected a non-empty list of integers")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds={self.seeds!r} repeats a seed")
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICE_CHOICES:
+            raise ValueError(f"device={self.device!r}; expected one of {DEVICE_CHOICES} or 'cuda:N'")
         if not 0.0 < self.train_fraction < 1.0:
             raise ValueError(f"train_fraction={self.train_fraction!r}; expected a fraction strictly between 0 and 1")
         for name in ("learning_rate", "body_learning_rate"):
@@ -274,7 +280,7 @@ def _tensorboard_callback(log_dir: Path):
 
 
 def _train_quantum(settings, template, split, seed, embeddings, labels, tokenizer, run_dir: Path,
-                   state) -> Dict[str, Any]:
+                   state, device: DeviceChoice) -> Dict[str, Any]:
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -294,7 +300,7 @@ def _train_quantum(settings, template, split, seed, embeddings, labels, tokenize
         per_device_train_batch_size=settings.batch_size // state.num_processes, per_device_eval_batch_size=eval_batch,
         eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True, metric_for_best_model="accuracy",
         save_total_limit=1, logging_strategy="epoch", report_to="none", seed=seed,
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=False, save_only_model=False,
+        use_cpu=device.device.type == "cpu", disable_tqdm=False, save_only_model=False,
     )
     trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=val, data_collator=collator,
                       compute_metrics=compute_metrics_fn(), optimizers=(optimizer, None), callbacks=[tensorboard])
@@ -386,6 +392,11 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
         cache = EmbeddingCache(out / "embedding_cache")
         embeddings = cache.get_or_compute(list(merged["text"]), embed_all, _embedding_key(settings, template))
     budget = template.classifier.parameter_counts()["total"]
+    device = choose_device(settings.device, n_qubits=head_qubits(template.classifier),
+                           batch_size=settings.batch_size // state.num_processes,
+                           trains_body=settings.finetune != "frozen")  # fmt: skip
+    if state.is_main_process:
+        print(f"device policy: training on {device}", flush=True)
 
     runs = [(split, seed) for split in splits for seed in settings.seeds]
     published = f"{runs[0][0].name}-seed{runs[0][1]}"  # the model folder holds the first run's model
@@ -403,7 +414,8 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
         if state.is_main_process:
             print(f"[{index + 1}/{len(runs)}] {name}: training ({split.note})", flush=True)
         t0 = time.perf_counter()
-        quantum = _train_quantum(settings, template, split, seed, embeddings, labels, tokenizer, run_dir, state)
+        quantum = _train_quantum(settings, template, split, seed, embeddings, labels, tokenizer, run_dir, state,
+                                 device)
         trainer, model = quantum.pop("trainer"), quantum.pop("model")
         if state.is_main_process:
             record = {"run": name, "split": split.name, "seed": seed, "note": split.note, "quantum": quantum,
@@ -422,7 +434,8 @@ def run_experiment(settings: ExperimentSettings) -> Dict[str, Any]:
     metrics = summarize_runs(records, settings, template, time.perf_counter() - start)
     metrics["published_run"] = published
     metrics["experiment_wall_time_s"] = metrics["wall_time_s"] + reused_time
-    metrics["environment"] = _environment(state)
+    metrics["environment"] = {**_environment(state), "training_device": str(device.device),
+                              "device_policy": device.reason}
     if state.is_main_process:
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
         print(format_table(metrics), flush=True)

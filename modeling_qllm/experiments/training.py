@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .device import choose_device, head_qubits
+
 DEFAULT_EVAL_BATCH = 1024
 
 
@@ -52,7 +54,8 @@ def evaluate_head(head: nn.Module, x, y, batch_size: int = DEFAULT_EVAL_BATCH) -
     """
     from sklearn.metrics import f1_score
 
-    x, y = _as_tensor(x, torch.float32), _as_tensor(y, torch.long)
+    device = next((p.device for p in head.parameters()), torch.device("cpu"))
+    x, y = _as_tensor(x, torch.float32).to(device), _as_tensor(y, torch.long).to(device)
     was_training = head.training
     head.eval()
     try:
@@ -63,33 +66,38 @@ def evaluate_head(head: nn.Module, x, y, batch_size: int = DEFAULT_EVAL_BATCH) -
             preds.append(logits.argmax(-1))
     finally:
         head.train(was_training)
-    pred = torch.cat(preds).numpy()
-    truth = y.numpy()
+    pred = torch.cat(preds).cpu().numpy()
+    truth = y.cpu().numpy()
     return {"accuracy": float((pred == truth).mean()), "macro_f1": float(f1_score(truth, pred, average="macro")),
             "loss": loss / len(x)}
 
 
 def train_head(head: nn.Module, x_train, y_train, x_val, y_val, x_test, y_test, epochs: int, lr: float,
                batch_size: int, seed: int, weight_decay: float = 0.0,
-               eval_batch_size: int = DEFAULT_EVAL_BATCH) -> Dict[str, Any]:
+               eval_batch_size: int = DEFAULT_EVAL_BATCH, device: str | torch.device = "auto") -> Dict[str, Any]:
     """Train ``head`` in place (Adam, cross-entropy) and score it on the test rows.
 
     The head's initial weights are the caller's business (build it after ``torch.manual_seed(seed)`` for
     reproducible runs); ``seed`` drives the mini-batch order and any shot / noise sampling during training and
     evaluation. After every epoch the validation accuracy is computed; the weights of the best epoch (first best on
-    ties) are loaded back into ``head`` before the test pass.
+    ties) are loaded back into ``head`` before the test pass. ``device``: ``"auto"`` asks
+    :func:`~modeling_qllm.experiments.device.choose_device` (the CPU for heads too small to pay for a GPU); the head
+    is moved there and stays there.
 
     Returns:
         ``accuracy``, ``macro_f1``, ``loss`` (test), ``validation_accuracy`` (of the kept epoch), ``best_epoch``,
         ``num_parameters``, ``train_time_s``, ``eval_time_s``, ``epochs``, ``lr``, ``batch_size``,
-        ``weight_decay``, ``seed``.
+        ``weight_decay``, ``seed``, ``device`` and ``device_reason`` (what the policy picked, and why).
     """
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r}; expected a positive integer")
     if not lr > 0:
         raise ValueError(f"lr={lr!r}; expected a positive number")
-    xt, yt = _as_tensor(x_train, torch.float32), _as_tensor(y_train, torch.long)
+    choice = choose_device(device if isinstance(device, str) else str(device), n_qubits=head_qubits(head),
+                           batch_size=batch_size)  # fmt: skip
+    head.to(choice.device)
+    xt, yt = _as_tensor(x_train, torch.float32).to(choice.device), _as_tensor(y_train, torch.long).to(choice.device)
     xv, yv = _as_tensor(x_val, torch.float32), _as_tensor(y_val, torch.long)
     if len(xt) != len(yt) or len(xv) != len(yv) or len(xt) == 0 or len(xv) == 0:
         raise ValueError(f"train/validation rows and labels must match and be non-empty: x_train {len(xt)}, "
@@ -102,7 +110,7 @@ def train_head(head: nn.Module, x_train, y_train, x_val, y_val, x_test, y_test, 
     start = time.perf_counter()
     for epoch in range(epochs):
         head.train()
-        for idx in torch.randperm(len(xt), generator=order).split(batch_size):
+        for idx in torch.randperm(len(xt), generator=order).to(choice.device).split(batch_size):
             optimizer.zero_grad()
             nn.functional.cross_entropy(head(xt[idx]), yt[idx]).backward()
             optimizer.step()
@@ -116,7 +124,7 @@ def train_head(head: nn.Module, x_train, y_train, x_val, y_val, x_test, y_test, 
     return {**scores, "validation_accuracy": best_acc, "best_epoch": best_epoch,
             "num_parameters": _num_parameters(head), "train_time_s": train_time,
             "eval_time_s": time.perf_counter() - start, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-            "weight_decay": weight_decay, "seed": seed}
+            "weight_decay": weight_decay, "seed": seed, "device": str(choice.device), "device_reason": choice.reason}
 
 
 def cached_sst2_embeddings(body: str, data: str, cache_dir: str | Path, protocol: str = "paper", folds: int = 5,

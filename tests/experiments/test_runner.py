@@ -118,6 +118,9 @@ def test_frozen_run_metrics_schema(frozen_run):
     assert {"loss_mean", "loss_std"} <= set(saved["summary"]["quantum"])
     assert set(saved["paired_differences"]) == {f"quantum_minus_{b}" for b in ("logreg", "mlp_matched", "svm")}
     assert saved["environment"]["num_processes"] == 1 and saved["published_run"] == "fold0-seed0"
+    if not torch.cuda.is_available():
+        assert saved["environment"]["training_device"] == "cpu"
+        assert saved["environment"]["device_policy"] == "auto: no CUDA device"
     assert saved["wall_time_s"] > 0 and saved["config"]["encoder_qubits"] == 5
 
 
@@ -127,6 +130,7 @@ def test_frozen_run_prints_table_and_logs(frozen_run):
     assert table.rstrip().endswith(format_table(metrics).splitlines()[-1])
     for name in ("quantum", "logreg", "mlp_matched", "svm", "quantum_minus_logreg:", "wall time:"):
         assert name in table
+    assert "device policy: training on " in stdout
     for run in ("fold0-seed0", "fold1-seed0"):
         run_dir = work / "out" / "runs" / run
         assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
@@ -246,6 +250,7 @@ def test_bad_input_fails_before_training(case, tiny, tmp_path, monkeypatch):
     ({"train_fraction": 1.0}, r"train_fraction=1.0"),
     ({"label_names": ["x"]}, r"at least 2 distinct names"),
     ({"push_to_hub": "no-namespace"}, r"push_to_hub='no-namespace'; expected a repository id"),
+    ({"device": "gpu"}, r"device='gpu'; expected one of \('auto', 'cpu', 'cuda'\)"),
 ])
 def test_settings_validation(changes, message):
     with pytest.raises(ValueError, match=message):

@@ -213,7 +213,7 @@ def execute_task(task: Dict[str, Any], data: StudyData) -> Dict[str, Any]:
         t = torch.from_numpy
         result = train_head(head, t(x[tr]), t(y[tr]), t(x[va]), t(y[va]), t(x[te]), t(y[te]), seed=seed,
                             epochs=int(train["epochs"]), lr=float(train["lr"]), batch_size=int(train["batch_size"]),
-                            weight_decay=float(train["weight_decay"]))
+                            weight_decay=float(train["weight_decay"]), device=str(train.get("device", "auto")))
         if task.get("evaluate_under"):
             result["evaluated_under"] = {}
             for name, overrides in task["evaluate_under"].items():
