@@ -41,9 +41,9 @@ from .statevector import (
     apply_cnot,
     apply_ry,
     compile_gates,
+    expval_z_from_probabilities,
     marginal_probabilities,
     run_circuit,
-    z_signs,
 )
 
 NOISE_SCOPE_CHOICES = ("qpu", "all")
@@ -141,12 +141,11 @@ def measure_probabilities(probs, n_qubits, wires, noise: Optional[NoiseModel], m
         probs = probs.reshape(probs.shape[0], 2**k, 2 ** (n_qubits - k)).sum(dim=2)
     if noise is not None and noise.readout_error > 0:
         probs = apply_readout_error(probs, k, noise.readout_error)
-    signs = z_signs(k, range(k), probs.device, probs.dtype)
-    exact = probs @ signs
+    exact = expval_z_from_probabilities(probs, k, range(k))
     if noise is None or noise.shots is None:
         return exact
     counts = sample_counts(probs, noise.shots, noise.generator)
-    estimate = (counts / noise.shots) @ signs
+    estimate = expval_z_from_probabilities(counts / noise.shots, k, range(k))
     return exact + (estimate - exact).detach()
 
 

@@ -252,8 +252,12 @@ def test_pauli_kernel_touches_only_the_chosen_samples():
         torch.testing.assert_close(out.t(), expected, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("sign_matrix", [True, False])
 @pytest.mark.parametrize("n", [2, 3, 4])
-def test_expval_z_matches_dense(n):
+def test_expval_z_matches_dense(monkeypatch, n, sign_matrix):
+    """Small registers use a cached +-1 matrix, large ones a reduction per wire: both agree with the dense Z."""
+    if not sign_matrix:
+        monkeypatch.setattr(statevector_module, "SIGN_MATRIX_MAX_ENTRIES", 0)
     g = torch.Generator().manual_seed(30 + n)
     state = random_states(6, n, generator=g)
     wires = list(range(n))[::-1]  # any order
