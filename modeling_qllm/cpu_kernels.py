@@ -53,7 +53,7 @@ _SOURCE = r"""
 #define MIX(T, a, b, m, coef_cols, len, ncols)                                                                  \
     if (coef_cols == 1) {                                                                                    \
         const T m00 = m[0], m01 = m[1], m10 = m[2], m11 = m[3];                                              \
-        _Pragma("GCC ivdep") for (int64_t j = 0; j < len; ++j) {                                                                  \
+        _Pragma("GCC ivdep") for (int64_t j = 0; j < len; ++j) {                                             \
             const T x = a[j], y = b[j];                                                                      \
             a[j] = m00 * x + m01 * y;                                                                        \
             b[j] = m10 * x + m11 * y;                                                                        \
@@ -63,7 +63,7 @@ _SOURCE = r"""
         const T *restrict m10 = m + 2 * coef_cols, *restrict m11 = m + 3 * coef_cols;                        \
         for (int64_t row = 0; row < len; row += ncols) {                                                     \
             T *restrict ar = a + row, *restrict br = b + row;                                                \
-            _Pragma("GCC ivdep") for (int64_t j = 0; j < ncols; ++j) {                                                            \
+            _Pragma("GCC ivdep") for (int64_t j = 0; j < ncols; ++j) {                                       \
                 const T x = ar[j], y = br[j];                                                                \
                 ar[j] = m00[j] * x + m01[j] * y;                                                             \
                 br[j] = m10[j] * x + m11[j] * y;                                                             \
@@ -91,7 +91,7 @@ void NAME(T *state, int64_t n_qubits, int64_t ncols, int64_t target, int64_t con
             if (overlap) {                                                                                   \
                 for (int64_t r = 0; r < run * ncols; r += ncols) {                                           \
                     const T *restrict ar = a + r, *restrict br = b + r;                                      \
-                    _Pragma("GCC ivdep") for (int64_t j = 0; j < nb; ++j)                                  \
+                    _Pragma("GCC ivdep") for (int64_t j = 0; j < nb; ++j)                                    \
                         overlap[j] += (double)(br[nb + j] * ar[j] - ar[nb + j] * br[j]);                     \
                 }                                                                                            \
             }                                                                                                \

@@ -396,18 +396,18 @@ def _execute(state, program: Program, weight_cs, input_cs, noise: Optional[Depol
     """Run the program in place on an amplitude-major ``state`` (a private copy); return it and the ops actually
     applied (with sampled errors) for the backward pass."""
     n = program.n_qubits
-    if c_kernels_support(state) and (noise is None or not noise.active):
-        tables = _kernel_tables(weight_cs, input_cs, inverse=False)
-        run_program_(state, n, _kernel_ops(program.ops, backward=False), tables["weight"],
-                                 tables.get("input"), _fixed_table(state.dtype))  # fmt: skip
-        return state, list(program.ops)
+    noisy = noise is not None and noise.active
     if c_kernels_support(state):
         tables = _kernel_tables(weight_cs, input_cs, inverse=False)
+        if not noisy:  # the whole circuit in one C call
+            ops = _kernel_ops(program.ops, backward=False)
+            run_program_(state, n, ops, tables["weight"], tables.get("input"), _fixed_table(state.dtype))
+            return state, list(program.ops)
         apply = lambda op: _apply_op_kernel(state, n, op, tables)  # noqa: E731
     else:
         scratch = state.new_empty(state.numel() // 2)
         apply = lambda op: _apply_op(state, n, op, weight_cs, input_cs, scratch=scratch)  # noqa: E731
-    if noise is None or not noise.active:
+    if not noisy:
         for op in program.ops:
             apply(op)
         return state, list(program.ops)
@@ -460,7 +460,8 @@ def _chunks(batch: int, n_qubits: int, device: torch.device, itemsize: int = 4):
 
 def _rotations(applied) -> List[Tuple[str, int]]:
     """``(source, index)`` of every RY op in backward order: the rows of :func:`_backward_chunk`'s overlaps."""
-    return [(op[2], op[3]) if op[0] == "ry" else (op[3], op[4]) for op in reversed(applied) if op[0] in ("ry", "cnot_ry")]
+    return [(op[2], op[3]) if op[0] == "ry" else (op[3], op[4])
+            for op in reversed(applied) if op[0] in ("ry", "cnot_ry")]  # fmt: skip
 
 
 def _backward_chunk(program, applied, out, grad_out, weight_cs, inputs):
@@ -475,9 +476,9 @@ def _backward_chunk(program, applied, out, grad_out, weight_cs, inputs):
     overlaps = torch.zeros(n_rotations, batch, dtype=torch.float64 if use_kernels else out.dtype, device=out.device)
     if use_kernels:
         tables = _kernel_tables(weight_cs, input_cs, inverse=True, repeat=2)
-        if all(op[0] != "pauli" for op in applied):
-            run_program_(both, n, _kernel_ops(tuple(applied), backward=True), tables["weight"],
-                                     tables.get("input"), _fixed_table(both.dtype), overlaps)  # fmt: skip
+        if all(op[0] != "pauli" for op in applied):  # noise-free: the whole adjoint pass in one C call
+            ops = _kernel_ops(tuple(applied), backward=True)
+            run_program_(both, n, ops, tables["weight"], tables.get("input"), _fixed_table(both.dtype), overlaps)
             return both[:, batch:].t(), (0.5 * overlaps).to(out.dtype)
     else:
         scratch = both.new_empty(both.numel() // 2)

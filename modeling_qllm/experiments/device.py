@@ -77,5 +77,6 @@ def choose_device(
     size = f"a {n_qubits}-qubit head at batch {batch_size} is 2**{math.log2(amplitudes):.3g} amplitudes per gate"
     threshold = f"2**{int(math.log2(GPU_MIN_AMPLITUDES))}"
     if amplitudes < GPU_MIN_AMPLITUDES:
-        return DeviceChoice(torch.device("cpu"), f"auto: {size}, below the {threshold} where a GPU stops being launch-bound")
+        reason = f"auto: {size}, below the {threshold} where a GPU stops being launch-bound"
+        return DeviceChoice(torch.device("cpu"), reason)
     return DeviceChoice(torch.device("cuda"), f"auto: {size}, at least the {threshold} where a GPU pays off")
