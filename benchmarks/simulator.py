@@ -15,6 +15,10 @@ Backends:
                           does not broadcast (PennyLane splits the batch into one tape per sample), so only
                           ``--lightning-samples`` samples are timed and the time is scaled linearly to the batch
 
+For our backends it also prints the achieved bandwidth: the bytes a simulator that reads and writes the state once
+per gate must move (forward, and backward on [psi | grad]) divided by the time, beside the GB/s of ``copy_`` on one
+chunk's state measured in the same process (the roofline: in cache on a CPU, HBM on a GPU).
+
 Usage:
     python benchmarks/simulator.py                         # full grid: qubits 4 8 10 12 14 16, batch 16 256
     python benchmarks/simulator.py --qubits 4 8 --batch 16 --repeats 5 --markdown
@@ -82,6 +86,37 @@ def _proc_status_kb(field: str, pid: str = "self") -> Optional[int]:
     return None
 
 
+def state_traffic_bytes(head, batch: int, itemsize: int) -> int:
+    """Bytes the simulator must move for one forward + backward if every gate reads and writes the state once: the
+    roofline's numerator. The backward un-applies every gate to psi and its gradient side by side (twice as wide)."""
+    from modeling_qllm.statevector import compile_gates
+
+    def passes(gates, qubits):
+        return len(compile_gates(gates, qubits).ops)
+
+    encoder_rows = head._occupied_amplitudes() if head._use_matrix(batch) else batch
+    encoder = head.num_encoders * passes(head.encoder_gates, head.encoder_qubits) * encoder_rows * 2**head.encoder_qubits
+    qpu = passes(head.qpu_gates, head.qpu_qubits) * batch * 2**head.qpu_qubits
+    return 2 * itemsize * 3 * (encoder + qpu)
+
+
+def copy_bandwidth_gbs(numel: int, dtype, device, seconds: float = 0.5) -> float:
+    """Read + write GB/s of ``copy_`` between two buffers of ``numel`` elements: the roofline's denominator."""
+    import torch
+
+    source = torch.randn(numel, dtype=dtype, device=device)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    sync = torch.cuda.synchronize if source.is_cuda else (lambda: None)
+    sync()
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        target.copy_(source)
+        runs += 1
+    sync()
+    return 2 * numel * source.element_size() * runs / (time.perf_counter() - start) / 1e9
+
+
 def worker(spec: dict) -> dict:
     import torch
 
@@ -142,6 +177,12 @@ def worker(spec: dict) -> dict:
         "samples": samples,
         "peak_mb": None,
     }
+    if backend.startswith("ours"):
+        from modeling_qllm.statevector import _chunks
+
+        rows = _chunks(batch, qubits, device, x.element_size())[0][1]  # the state size each kernel call streams
+        result["achieved_gbs"] = state_traffic_bytes(head, batch, x.element_size()) / result["time_s"] / 1e9
+        result["copy_gbs"] = copy_bandwidth_gbs(rows * 2**qubits, dtype, device)
     if cuda:
         result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -206,6 +247,12 @@ def fmt_mem(result: Optional[dict]) -> str:
     if mb is None:
         return "?"
     return f"{mb:.0f} MB" if mb < 1024 else f"{mb / 1024:.1f} GB"
+
+
+def fmt_bandwidth(result: Optional[dict]) -> str:
+    if not result or "achieved_gbs" not in result:
+        return "-"
+    return f"{result['achieved_gbs']:.0f} ({result['copy_gbs']:.0f})"
 
 
 def fmt_ratio(numerator: Optional[dict], denominator: Optional[dict]) -> str:
@@ -303,6 +350,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"# ours: encoder_strategy='auto' (runs the encoder on the 2**Q basis states instead of the batch when "
           f"cheaper); ratios: PennyLane time / ours (f64: same precision; f32: the training default), and the PyTorch "
           f"kernels / the C kernels", flush=True)
+    print(f"# GB/s: bytes a one-read-one-write-per-gate simulator moves (forward + backward on [psi | grad]) / time, "
+          f"beside copy_ between two buffers of one chunk's state (the in-cache roofline on a CPU)", flush=True)
 
     results: Dict[tuple, dict] = {}
     began = time.monotonic()
@@ -329,6 +378,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         ratios.append(("ours-torch-kernels-f32", "ours-f32"))
     header += [f"{b} / {ours}" for b, ours in ratios]
     header += [f"{b} mem" for b in backends]
+    ours = [b for b in backends if b.startswith("ours")]
+    header += [f"{b} GB/s (copy GB/s)" for b in ours]
     rows = []
     for qubits in args.qubits:
         for batch in args.batch:
@@ -336,6 +387,7 @@ def main(argv: Optional[List[str]] = None) -> None:
             row = [str(qubits), str(batch)] + [fmt_time(get(b)) for b in backends]
             row += [fmt_ratio(get(b), get(ours)) for b, ours in ratios]
             row += [fmt_mem(get(b)) for b in backends]
+            row += [fmt_bandwidth(get(b)) for b in ours]
             rows.append(row)
     print()
     if args.markdown:

@@ -1,5 +1,6 @@
 """The simulator benchmark runs end to end on a tiny grid and prints its table with the ratio columns."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,5 @@ def test_tiny_grid_prints_times_memory_and_ratios():
     assert "default.qubit / ours-f32" in header and "ours-torch-kernels-f32 / ours-f32" in header
     assert all(c.endswith("ms") or c.endswith(" s") for c in cells[2:5]), cells  # three times
     assert all(c.endswith("x") for c in cells[5:7]), cells  # two ratios
+    assert "ours-f32 GB/s (copy GB/s)" in header
+    assert all(re.fullmatch(r"\d+ \(\d+\)", c) for c in cells[-2:]), cells  # achieved and copy bandwidth
