@@ -269,8 +269,13 @@ def pair_update_(
     library = _load()
     if library is None:
         raise RuntimeError(f"qllm CPU kernels are unavailable: {_state['reason']}")
+    _check_state(state, n_qubits)
+    if not 0 <= target < n_qubits or not -1 <= control < n_qubits or control == target:
+        raise ValueError(f"target={target}, control={control} on {n_qubits} qubits; expected 0 <= target < "
+                         f"{n_qubits} and control -1 or another wire")  # fmt: skip
     ncols = state.shape[1]
-    if coefficients.dtype != state.dtype or not coefficients.is_contiguous() or coefficients.shape[0] != 8:
+    if coefficients.dtype != state.dtype or not coefficients.is_contiguous() or coefficients.dim() != 2 \
+            or coefficients.shape[0] != 8:  # fmt: skip
         raise ValueError(f"coefficients must be a contiguous (8, 1 or {ncols}) {state.dtype} tensor; got "
                          f"{tuple(coefficients.shape)} {coefficients.dtype}")  # fmt: skip
     if coefficients.shape[1] not in (1, ncols):
@@ -282,10 +287,49 @@ def pair_update_(
              int(active[0]), int(active[1]), overlap.data_ptr() if overlap is not None else None)  # fmt: skip
 
 
+class KernelProgram:
+    """An op sequence for :func:`run_program_`, validated once when built (the C loop follows its indices blindly).
+
+    Args:
+        rows: one row of 7 integers per op: target, control (-1: none), coefficient source (0: weight table, 1: input
+            table, 2: fixed table), row in that table, active0, active1, overlap row (-1: none).
+        n_qubits: the register the ops act on.
+
+    Example:
+        >>> program = KernelProgram([[1, -1, 0, 2, 1, 0, -1], [0, 1, 2, 0, 0, 1, -1]], n_qubits=2)
+        >>> program.table_rows, program.overlap_rows
+        ((3, 0, 1), 0)
+    """
+
+    def __init__(self, rows, n_qubits: int):
+        rows = [list(map(int, row)) for row in rows]
+        needed, overlap_rows = [0, 0, 0], 0
+        for i, row in enumerate(rows):
+            if len(row) != 7:
+                raise ValueError(f"op {i} {row} has {len(row)} numbers; expected 7")
+            target, control, source, index, active0, active1, overlap_row = row
+            problems = {
+                "target": not 0 <= target < n_qubits,
+                "control": not -1 <= control < n_qubits or control == target,
+                "source": source not in (0, 1, 2),
+                "index": index < 0,
+                "active flag": active0 not in (0, 1) or active1 not in (0, 1),
+                "overlap row": overlap_row < -1,
+            }
+            for what, bad in problems.items():
+                if bad:
+                    raise ValueError(f"op {i} {row} has an out-of-range {what} for {n_qubits} qubits")
+            needed[source] = max(needed[source], index + 1)
+            overlap_rows = max(overlap_rows, overlap_row + 1)
+        self.ops = torch.tensor(rows, dtype=torch.int64).reshape(-1, 7)
+        self.n_qubits = n_qubits
+        self.table_rows = tuple(needed)
+        self.overlap_rows = overlap_rows
+
+
 def run_program_(
     state: torch.Tensor,
-    n_qubits: int,
-    ops: torch.Tensor,
+    program: KernelProgram,
     weight_table: torch.Tensor,
     input_table: Optional[torch.Tensor],
     fixed_table: torch.Tensor,
@@ -294,9 +338,8 @@ def run_program_(
     """Apply a sequence of :func:`pair_update_` ops in one call.
 
     Args:
-        state: contiguous CPU float32/float64 ``(2**n_qubits, ncols)``, updated in place.
-        ops: contiguous int64 ``(n_ops, 7)``: target, control (-1: none), coefficient source (0: ``weight_table``,
-            1: ``input_table``, 2: ``fixed_table``), row in that table, active0, active1, overlap row (-1: none).
+        state: contiguous CPU float32/float64 ``(2**program.n_qubits, ncols)``, updated in place.
+        program: the ops (validated when it was built); each call only checks that the tables are big enough.
         weight_table: ``(n, 8, 1)``; input_table: ``(n, 8, ncols)`` or ``None``; fixed_table: ``(n, 8, 1)``; all of
             the state's dtype and contiguous.
         overlaps: float64 ``(rows, ncols // 2)`` accumulated as in :func:`pair_update_` (needed when any op has
@@ -305,43 +348,35 @@ def run_program_(
     library = _load()
     if library is None:
         raise RuntimeError(f"qllm CPU kernels are unavailable: {_state['reason']}")
+    _check_state(state, program.n_qubits)
     ncols = state.shape[1]
-    tables = [("weight_table", weight_table, 1), ("fixed_table", fixed_table, 1)]
-    if input_table is not None:
-        tables.append(("input_table", input_table, ncols))
-    for name, table, columns in tables:
+    tables = [("weight_table", weight_table, 1), ("input_table", input_table, ncols), ("fixed_table", fixed_table, 1)]
+    for (name, table, columns), needed in zip(tables, program.table_rows):
+        if table is None:
+            if needed:
+                raise ValueError(f"the program reads {name} (index up to {needed - 1}) but none was given")
+            continue
         if table.dtype != state.dtype or not table.is_contiguous() or tuple(table.shape[1:]) != (8, columns):
             raise ValueError(f"{name} must be a contiguous (n, 8, {columns}) {state.dtype} tensor; got "
                              f"{tuple(table.shape)} {table.dtype}")  # fmt: skip
-    if ops.dtype != torch.int64 or not ops.is_contiguous() or ops.dim() != 2 or ops.shape[1] != 7:
-        raise ValueError(f"ops must be a contiguous int64 (n_ops, 7) tensor; got {tuple(ops.shape)} {ops.dtype}")
-    if overlaps is not None and (overlaps.dtype != torch.float64 or not overlaps.is_contiguous()
-                                 or overlaps.shape[-1] != ncols // 2):  # fmt: skip
-        raise ValueError(f"overlaps must be a contiguous float64 (rows, {ncols // 2}) tensor")
-    _check_ops(ops, n_qubits, weight_table, input_table, fixed_table, overlaps)
+        if table.shape[0] < needed:
+            raise ValueError(f"{name} has {table.shape[0]} rows; the program's largest {name} index is {needed - 1}")
+    if program.overlap_rows:
+        if overlaps is None or overlaps.dtype != torch.float64 or not overlaps.is_contiguous() \
+                or overlaps.dim() != 2 or overlaps.shape[1] != ncols // 2:  # fmt: skip
+            raise ValueError(f"the program accumulates overlaps: pass a contiguous float64 (>= "
+                             f"{program.overlap_rows}, {ncols // 2}) tensor")  # fmt: skip
+        if overlaps.shape[0] < program.overlap_rows:
+            raise ValueError(f"overlaps has {overlaps.shape[0]} rows; the program's largest overlap row is "
+                             f"{program.overlap_rows - 1}")  # fmt: skip
     function = library.qllm_run_program_f32 if state.dtype == torch.float32 else library.qllm_run_program_f64
-    function(state.data_ptr(), n_qubits, ncols, ops.data_ptr(), ops.shape[0], weight_table.data_ptr(),
-             input_table.data_ptr() if input_table is not None else None, fixed_table.data_ptr(),
-             overlaps.data_ptr() if overlaps is not None else None)  # fmt: skip
+    function(state.data_ptr(), program.n_qubits, ncols, program.ops.data_ptr(), program.ops.shape[0],
+             weight_table.data_ptr(), input_table.data_ptr() if input_table is not None else None,
+             fixed_table.data_ptr(), overlaps.data_ptr() if program.overlap_rows else None)  # fmt: skip
 
 
-def _check_ops(ops, n_qubits, weight_table, input_table, fixed_table, overlaps) -> None:
-    """Every index the C loop will follow must be in range: a bad one would read or write outside the tensors."""
-    if not ops.numel():
-        return
-    target, control, source, index, _, _, overlap_row = ops.t()
-    rows = {0: weight_table.shape[0], 1: input_table.shape[0] if input_table is not None else 0,
-            2: fixed_table.shape[0]}  # fmt: skip
-    limit = torch.full_like(index, -1)
-    for code, count in rows.items():
-        limit[source == code] = count
-    problems = {
-        "target": (target < 0) | (target >= n_qubits),
-        "control": (control < -1) | (control >= n_qubits) | (control == target),
-        "source/index": (index < 0) | (index >= limit),
-        "overlap row": (overlap_row < -1) | (overlap_row >= (overlaps.shape[0] if overlaps is not None else 0)),
-    }
-    for what, bad in problems.items():
-        if bad.any():
-            op = int(bad.nonzero()[0, 0])
-            raise ValueError(f"op {op} {ops[op].tolist()} has an out-of-range {what} for {n_qubits} qubits")
+def _check_state(state: torch.Tensor, n_qubits: int) -> None:
+    if state.dim() != 2 or state.shape[0] != 2**n_qubits or not state.is_contiguous() \
+            or state.dtype not in (torch.float32, torch.float64) or state.device.type != "cpu":  # fmt: skip
+        raise ValueError(f"state must be a contiguous CPU float32/float64 (2**{n_qubits}, ncols) tensor; got "
+                         f"{tuple(state.shape)} {state.dtype} on {state.device}")  # fmt: skip

@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .cpu_kernels import pair_update_, run_program_
+from .cpu_kernels import KernelProgram, pair_update_, run_program_
 from .cpu_kernels import supports as c_kernels_support
 from .circuits import Gate, num_inputs, num_weights
 
@@ -343,9 +343,9 @@ def _fixed_table(dtype: torch.dtype) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=64)
-def _kernel_ops(ops: Tuple[Tuple, ...], backward: bool) -> torch.Tensor:
-    """A noise-free op list as ``cpu_kernels.run_program_`` rows; ``backward``: reversed, each RY with an overlap
-    row (in backward order, as :func:`_rotations`)."""
+def _kernel_program(ops: Tuple[Tuple, ...], n_qubits: int, backward: bool) -> KernelProgram:
+    """A noise-free op list as a ``cpu_kernels.KernelProgram`` (validated once, then cached); ``backward``: reversed,
+    each RY with an overlap row (in backward order, as :func:`_rotations`)."""
     rows, rotation = [], 0
     for op in reversed(ops) if backward else ops:
         if op[0] == "cnot":
@@ -355,7 +355,7 @@ def _kernel_ops(ops: Tuple[Tuple, ...], backward: bool) -> torch.Tensor:
         rows.append([target, control, 0 if source == "weight" else 1, index, 1, int(control >= 0),
                      rotation if backward else -1])  # fmt: skip
         rotation += 1
-    return torch.tensor(rows, dtype=torch.int64).reshape(-1, 7)
+    return KernelProgram(rows, n_qubits)
 
 
 def _apply_op_kernel(state, n, op, tables, overlap=None) -> None:
@@ -400,8 +400,8 @@ def _execute(state, program: Program, weight_cs, input_cs, noise: Optional[Depol
     if c_kernels_support(state):
         tables = _kernel_tables(weight_cs, input_cs, inverse=False)
         if not noisy:  # the whole circuit in one C call
-            ops = _kernel_ops(program.ops, backward=False)
-            run_program_(state, n, ops, tables["weight"], tables.get("input"), _fixed_table(state.dtype))
+            kernel_program = _kernel_program(program.ops, n, backward=False)
+            run_program_(state, kernel_program, tables["weight"], tables.get("input"), _fixed_table(state.dtype))
             return state, list(program.ops)
         apply = lambda op: _apply_op_kernel(state, n, op, tables)  # noqa: E731
     else:
@@ -477,8 +477,9 @@ def _backward_chunk(program, applied, out, grad_out, weight_cs, inputs):
     if use_kernels:
         tables = _kernel_tables(weight_cs, input_cs, inverse=True, repeat=2)
         if all(op[0] != "pauli" for op in applied):  # noise-free: the whole adjoint pass in one C call
-            ops = _kernel_ops(tuple(applied), backward=True)
-            run_program_(both, n, ops, tables["weight"], tables.get("input"), _fixed_table(both.dtype), overlaps)
+            kernel_program = _kernel_program(tuple(applied), n, backward=True)
+            run_program_(both, kernel_program, tables["weight"], tables.get("input"), _fixed_table(both.dtype),
+                         overlaps)  # fmt: skip
             return both[:, batch:].t(), (0.5 * overlaps).to(out.dtype)
     else:
         scratch = both.new_empty(both.numel() // 2)

@@ -77,7 +77,8 @@ def test_run_program_equals_its_ops_one_by_one():
         cpu_kernels.pair_update_(expected, n, target, control, table[index], (a0, a1),
                                  expected_overlaps[row] if row >= 0 else None)  # fmt: skip
     overlaps = torch.zeros(3, ncols // 2, dtype=torch.float64)
-    cpu_kernels.run_program_(state, n, ops, weight_table, input_table, fixed_table, overlaps)
+    cpu_kernels.run_program_(state, cpu_kernels.KernelProgram(ops.tolist(), n), weight_table, input_table, fixed_table,
+                             overlaps)  # fmt: skip
     assert torch.equal(state, expected) and torch.equal(overlaps, expected_overlaps)
 
 
@@ -89,8 +90,19 @@ def test_run_program_equals_its_ops_one_by_one():
 def test_run_program_rejects_out_of_range_ops_before_touching_memory(row, what):
     state = torch.zeros(16, 2)
     with pytest.raises(ValueError, match=what):
-        cpu_kernels.run_program_(state, 4, torch.tensor([row]), torch.zeros(3, 8, 1), None, torch.zeros(1, 8, 1),
+        program = cpu_kernels.KernelProgram([row], 4)  # target / control: rejected here, once
+        cpu_kernels.run_program_(state, program, torch.zeros(3, 8, 1), None, torch.zeros(1, 8, 1),
                                  torch.zeros(1, 1, dtype=torch.float64))  # fmt: skip
+
+
+def test_a_state_that_does_not_match_the_register_is_rejected():
+    program = cpu_kernels.KernelProgram([[1, -1, 0, 0, 1, 0, -1]], 4)
+    with pytest.raises(ValueError, match=r"\(2\*\*4, ncols\) tensor; got \(8, 2\)"):
+        cpu_kernels.run_program_(torch.zeros(8, 2), program, torch.zeros(1, 8, 1), None, torch.zeros(1, 8, 1))
+    with pytest.raises(ValueError, match=r"\(2\*\*4, ncols\) tensor; got \(8, 2\)"):
+        cpu_kernels.pair_update_(torch.zeros(8, 2), 4, 0, -1, torch.zeros(8, 1))
+    with pytest.raises(ValueError, match="target=3, control=-1 on 3 qubits"):
+        cpu_kernels.pair_update_(torch.zeros(8, 2), 3, 3, -1, torch.zeros(8, 1))
 
 
 def test_bad_coefficients_and_overlap_buffers_are_rejected():
