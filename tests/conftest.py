@@ -47,3 +47,17 @@ def make_tokenizer():
         return BertTokenizer(vocab={token: i for i, token in enumerate(tokens)})
 
     return make
+
+
+@pytest.fixture
+def c_kernels():
+    """``modeling_qllm.cpu_kernels``, built. CI machines have a C compiler, so there an unbuildable kernel is a
+    failure; elsewhere (no compiler) the tests that need the kernels skip, naming the reason."""
+    import modeling_qllm.cpu_kernels as cpu_kernels
+
+    if not cpu_kernels.available():
+        reason = f"no C kernels: {cpu_kernels.unavailable_reason()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI machines have a C compiler")
+        pytest.skip(reason)
+    return cpu_kernels

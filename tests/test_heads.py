@@ -528,15 +528,12 @@ def test_init_scale_out_of_range_is_a_value_error(bad):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_c_and_torch_kernels_give_the_same_head_outputs_and_gradients(monkeypatch, dtype):
+def test_c_and_torch_kernels_give_the_same_head_outputs_and_gradients(monkeypatch, c_kernels, dtype):
     """The whole paper-shaped head (encoders, re-uploading, PQC2) through both CPU kernel sets, chunked batches."""
-    import modeling_qllm.cpu_kernels as cpu_kernels
     import modeling_qllm.statevector as statevector
 
+    cpu_kernels = c_kernels
     monkeypatch.setattr(statevector, "CPU_CHUNK_AMPLITUDES", 2**12)  # chunks of 32 (f32) / 16 (f64) samples
-
-    if not cpu_kernels.available():
-        pytest.skip(f"no C kernels: {cpu_kernels.unavailable_reason()}")
     torch.manual_seed(0)
     head = QuantumHead(embedding_size=256, encoder_qubits=8, num_encoders=2, encoder_strategy="gates",
                        reupload_blocks=2, num_labels=3).to(dtype)  # fmt: skip

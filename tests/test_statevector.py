@@ -40,8 +40,8 @@ DEVICES = [
 @pytest.fixture(autouse=True, params=["c-kernels", "torch-kernels"])
 def kernels(request):
     """Every test runs twice on CPU: through the one-pass C kernels (when they build) and the PyTorch kernels."""
-    if request.param == "c-kernels" and not cpu_kernels.available():
-        pytest.skip(f"no C kernels: {cpu_kernels.unavailable_reason()}")
+    if request.param == "c-kernels":
+        request.getfixturevalue("c_kernels")  # fails under CI, skips elsewhere when they cannot be built
     previous = cpu_kernels.set_enabled(request.param == "c-kernels")
     yield request.param
     cpu_kernels.set_enabled(previous)
