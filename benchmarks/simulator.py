@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -37,8 +36,6 @@ import time
 from typing import Dict, List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 HEAD_SHAPE = dict(
     num_labels=2,
@@ -347,11 +344,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"# default.qubit: backprop, batch broadcasting, torch interface, complex128; lightning.qubit: adjoint "
           f"(Jacobian on execution), no broadcasting: {args.lightning_samples} samples timed, time scaled linearly "
           f"to the batch (marked *), memory is that of the subset")
-    print(f"# ours: encoder_strategy='auto' (runs the encoder on the 2**Q basis states instead of the batch when "
-          f"cheaper); ratios: PennyLane time / ours (f64: same precision; f32: the training default), and the PyTorch "
-          f"kernels / the C kernels", flush=True)
-    print(f"# GB/s: bytes a one-read-one-write-per-gate simulator moves (forward + backward on [psi | grad]) / time, "
-          f"beside copy_ between two buffers of one chunk's state (the in-cache roofline on a CPU)", flush=True)
+    print("# ours: encoder_strategy='auto' (runs the encoder on the 2**Q basis states instead of the batch when "
+          "cheaper); ratios: PennyLane time / ours (f64: same precision; f32: the training default), and the PyTorch "
+          "kernels / the C kernels", flush=True)
+    print("# GB/s: bytes a one-read-one-write-per-gate simulator moves (forward + backward on [psi | grad]) / time, "
+          "beside copy_ between two buffers of one chunk's state (the in-cache roofline on a CPU)", flush=True)
 
     results: Dict[tuple, dict] = {}
     began = time.monotonic()

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_qllm import QLLMConfig

@@ -12,22 +12,17 @@ Writes to --output-dir: results.json, results.md, ablation.png and runs/<id>.jso
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import modeling_qllm  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
-
-from modeling_qllm.experiments.studies.ablation import run_ablation  # noqa: E402
-from modeling_qllm.experiments.studies.common import (  # noqa: E402
+from modeling_qllm.experiments.studies.ablation import run_ablation
+from modeling_qllm.experiments.studies.common import (
     add_common_arguments,
     default_body,
     load_study_data,
     load_study_config,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

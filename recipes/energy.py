@@ -12,17 +12,12 @@ energy.png.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import modeling_qllm  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
+from modeling_qllm.experiments.studies.common import load_yaml
+from modeling_qllm.experiments.studies.energy import run_energy_study
 
-from modeling_qllm.experiments.studies.common import load_yaml  # noqa: E402
-from modeling_qllm.experiments.studies.energy import run_energy_study  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

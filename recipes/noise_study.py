@@ -11,17 +11,12 @@ Writes to --output-dir: results.json, results.md, noise.png and runs/<id>.json (
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import modeling_qllm  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
+from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_config, load_study_data
+from modeling_qllm.experiments.studies.noise_study import run_noise_study
 
-from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_config, load_study_data  # noqa: E402
-from modeling_qllm.experiments.studies.noise_study import run_noise_study  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,17 +14,12 @@ same command skips them).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import modeling_qllm  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
+from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_config, load_study_data
+from modeling_qllm.experiments.studies.screening import run_screening
 
-from modeling_qllm.experiments.studies.common import add_common_arguments, load_study_config, load_study_data  # noqa: E402
-from modeling_qllm.experiments.studies.screening import run_screening  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build_parser() -> argparse.ArgumentParser:

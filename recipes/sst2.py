@@ -19,13 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-try:
-    import modeling_qllm  # noqa: F401
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(REPO))
-
-from modeling_qllm.experiments.runner import (  # noqa: E402
+from modeling_qllm.experiments.runner import (
     BASELINE_CHOICES,
     FINETUNE_CHOICES,
     PROTOCOL_CHOICES,
@@ -33,7 +27,9 @@ from modeling_qllm.experiments.runner import (  # noqa: E402
     ExperimentSettings,
     run_experiment,
 )
-from modeling_qllm.presets import available_head_presets, load_head_preset  # noqa: E402
+from modeling_qllm.presets import available_head_presets, load_head_preset
+
+REPO = Path(__file__).resolve().parents[1]
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sst2"
 DEFAULT_DATA_ID = "SetFit/sst2"  # the same split as ../shared/data/sst2 (see its README)
